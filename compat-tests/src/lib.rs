@@ -1,0 +1,1 @@
+//! Shared helpers for the compatibility tests live in `tests/common`.

@@ -1,0 +1,115 @@
+//! CreateTopics, with validate-only, per-topic configs and manual assignments.
+
+use super::topic_configs::topic_entries;
+use super::{errors, sb, RequestContext};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use std::collections::BTreeMap;
+
+pub(crate) fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> CreateTopicsResponse {
+    let broker = ctx.broker;
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut r = CreatableTopicResult::default();
+        r.name = t.name.clone();
+        let fail = |r: &mut CreatableTopicResult, e: ResponseError, msg: String| {
+            tracing::info!(peer = %ctx.peer, topic = %name, error = ?e, %msg, "create topic refused");
+            r.error_code = e.code();
+            r.error_message = Some(sb(&msg));
+        };
+        let partitions = if !t.assignments.is_empty() {
+            if t.num_partitions != -1 || t.replication_factor != -1 {
+                fail(
+                    &mut r,
+                    ResponseError::InvalidRequest,
+                    "both assignments and partitions/replication factor given".into(),
+                );
+                results.push(r);
+                continue;
+            }
+            let bad = t.assignments.iter().enumerate().any(|(i, a)| {
+                a.partition_index != i as i32
+                    || a.broker_ids.is_empty()
+                    || a.broker_ids.iter().any(|b| b.0 != broker.node_id)
+            });
+            if bad {
+                fail(
+                    &mut r,
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "replicas must be [{}] with consecutive partitions",
+                        broker.node_id
+                    ),
+                );
+                results.push(r);
+                continue;
+            }
+            t.assignments.len() as i32
+        } else if t.num_partitions == -1 {
+            broker.default_partitions()
+        } else {
+            t.num_partitions
+        };
+        let rf = if t.replication_factor == -1 {
+            1
+        } else {
+            t.replication_factor
+        };
+        if rf < 1 || rf > 1 {
+            fail(
+                &mut r,
+                ResponseError::InvalidReplicationFactor,
+                format!("replication factor {rf} larger than the 1 available broker"),
+            );
+            results.push(r);
+            continue;
+        }
+        let mut configs = BTreeMap::new();
+        for c in &t.configs {
+            match &c.value {
+                Some(v) => {
+                    configs.insert(c.name.to_string(), v.to_string());
+                }
+                None => {}
+            }
+        }
+        match broker
+            .store
+            .create_topic(&name, partitions, rf, configs.clone(), req.validate_only)
+        {
+            Ok(meta) => {
+                if ctx.version >= 7 && !req.validate_only {
+                    r.topic_id = meta.id;
+                }
+                if ctx.version >= 5 {
+                    r.num_partitions = partitions;
+                    r.replication_factor = rf;
+                }
+                if ctx.version >= 5 {
+                    r.configs = Some(
+                        topic_entries(broker, &configs)
+                            .into_iter()
+                            .map(|e| {
+                                let mut c = CreatableTopicConfigs::default();
+                                c.name = sb(&e.name);
+                                c.value = Some(sb(&e.value));
+                                c.read_only = e.read_only;
+                                c.config_source = e.source as i8;
+                                c
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            Err(e) => fail(&mut r, errors::error(&e), e.to_string()),
+        }
+        results.push(r);
+    }
+    let mut resp = CreateTopicsResponse::default();
+    resp.topics = results;
+    resp
+}

@@ -1,0 +1,51 @@
+//! DeleteTopics, by name (all versions) or by topic id (v6+).
+
+use super::{errors, sb, topic_name, RequestContext};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+
+pub(crate) fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let store = &ctx.broker.store;
+    let targets: Vec<(Option<String>, uuid::Uuid)> = if ctx.version >= 6 {
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        let mut r = DeletableTopicResult::default();
+        r.topic_id = id;
+        let name = match name {
+            Some(n) => Some(n),
+            None => store.topic_by_id(id).map(|t| t.meta.name.clone()),
+        };
+        match name {
+            None => r.error_code = ResponseError::UnknownTopicId.code(),
+            Some(n) => {
+                r.name = Some(topic_name(&n));
+                match store.delete_topic(&n) {
+                    Ok(meta) if ctx.version >= 6 => r.topic_id = meta.id,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::info!(peer = %ctx.peer, topic = %n, error = %e, "delete topic refused");
+                        r.error_code = errors::code(&e);
+                        if ctx.version >= 5 {
+                            r.error_message = Some(sb(&e.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        responses.push(r);
+    }
+    let mut resp = DeleteTopicsResponse::default();
+    resp.responses = responses;
+    resp
+}

@@ -1,0 +1,226 @@
+//! Fetch: serves stored batch bytes as they are on disk, long-polls until `min_bytes` are
+//! available or `max_wait_ms` passes, and supports incremental fetch sessions.
+
+use super::fetch_session::{Requested, SessionPartition};
+use super::{errors, topic_name, RequestContext};
+use codecs::kafka::batch::BatchIter;
+use futures::future::select_all;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use std::time::{Duration, Instant};
+use storage::StorageError;
+
+/// Upper bound on a long poll, whatever the client asks.
+const MAX_WAIT_CAP_MS: i32 = 60_000;
+
+fn resolve_name(
+    ctx: &RequestContext<'_>,
+    name: &TopicName,
+    id: uuid::Uuid,
+) -> (String, uuid::Uuid) {
+    if ctx.version >= 13 {
+        let n = ctx
+            .broker
+            .store
+            .topic_by_id(id)
+            .map(|t| t.meta.name.clone())
+            .unwrap_or_default();
+        (n, id)
+    } else {
+        let n = name.0.to_string();
+        let id = ctx
+            .broker
+            .store
+            .topic(&n)
+            .map(|t| t.meta.id)
+            .unwrap_or_default();
+        (n, id)
+    }
+}
+
+struct Read {
+    data: PartitionData,
+    bytes: usize,
+}
+
+fn read_partition(
+    ctx: &RequestContext<'_>,
+    p: &SessionPartition,
+    budget: usize,
+    first: bool,
+    read_committed: bool,
+) -> Read {
+    let mut d = PartitionData::default();
+    d.partition_index = p.partition;
+    d.high_watermark = -1;
+    d.last_stable_offset = -1;
+    d.log_start_offset = -1;
+    d.aborted_transactions = read_committed.then(Vec::new);
+    let log = match ctx.broker.store.partition(&p.topic, p.partition) {
+        Ok(l) => l,
+        Err(e) => {
+            d.error_code = if ctx.version >= 13 && matches!(e, StorageError::UnknownTopic(_)) {
+                kafka_protocol::error::ResponseError::UnknownTopicId.code()
+            } else {
+                errors::code(&e)
+            };
+            return Read { data: d, bytes: 0 };
+        }
+    };
+    d.high_watermark = log.high_watermark();
+    d.last_stable_offset = d.high_watermark;
+    if ctx.version >= 5 {
+        d.log_start_offset = log.log_start_offset();
+    }
+    let max = (p.max_bytes.max(0) as usize).min(budget);
+    match log.read(p.fetch_offset, max, first) {
+        Ok(bytes) => {
+            let n = bytes.len();
+            d.records = Some(bytes);
+            Read { data: d, bytes: n }
+        }
+        Err(e) => {
+            d.error_code = errors::code(&e);
+            Read { data: d, bytes: 0 }
+        }
+    }
+}
+
+pub(crate) async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchResponse {
+    let started = Instant::now();
+    let max_wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS) as u64);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let max_bytes = if ctx.version >= 3 && req.max_bytes > 0 {
+        req.max_bytes as usize
+    } else {
+        usize::MAX
+    };
+    let read_committed = req.isolation_level == 1;
+
+    let mut requested = Vec::new();
+    for t in &req.topics {
+        let (name, id) = resolve_name(ctx, &t.topic, t.topic_id);
+        for p in &t.partitions {
+            requested.push(Requested {
+                topic: if name.is_empty() {
+                    format!("\u{0}{id}")
+                } else {
+                    name.clone()
+                },
+                topic_id: id,
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+            });
+        }
+    }
+    let forgotten: Vec<(String, i32)> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|f| {
+            let (name, _) = resolve_name(ctx, &f.topic, f.topic_id);
+            f.partitions.iter().map(move |p| (name.clone(), *p))
+        })
+        .collect();
+    let (session_epoch, session_id) = if ctx.version >= 7 {
+        (req.session_epoch, req.session_id)
+    } else {
+        (super::fetch_session::FINAL_EPOCH, 0)
+    };
+    let resolved =
+        match ctx
+            .broker
+            .fetch_sessions
+            .resolve(session_id, session_epoch, requested, &forgotten)
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let mut resp = FetchResponse::default();
+                resp.error_code = e.code();
+                return resp;
+            }
+        };
+
+    // Subscribe before reading so an append between the read and the wait is not missed.
+    let mut watches: Vec<_> = resolved
+        .partitions
+        .iter()
+        .filter_map(|p| ctx.broker.store.partition(&p.topic, p.partition).ok())
+        .map(|l| l.subscribe())
+        .collect();
+    let reads = loop {
+        let mut budget = max_bytes;
+        let mut total = 0usize;
+        let mut any_error = false;
+        let mut reads = Vec::with_capacity(resolved.partitions.len());
+        for p in &resolved.partitions {
+            let r = read_partition(ctx, p, budget, total == 0, read_committed);
+            budget = budget.saturating_sub(r.bytes);
+            total += r.bytes;
+            any_error |= r.data.error_code != 0;
+            reads.push(r);
+        }
+        let elapsed = started.elapsed();
+        if total >= min_bytes || any_error || elapsed >= max_wait || watches.is_empty() {
+            break reads;
+        }
+        let waits = watches.iter_mut().map(|w| Box::pin(w.changed()));
+        let _ = tokio::time::timeout(max_wait - elapsed, select_all(waits)).await;
+        for w in watches.iter_mut() {
+            w.borrow_and_update();
+        }
+    };
+
+    let mut reported = Vec::new();
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    for (p, r) in resolved.partitions.iter().zip(reads) {
+        let d = r.data;
+        let changed = r.bytes > 0
+            || d.error_code != 0
+            || p.reported != Some((d.high_watermark, d.log_start_offset));
+        if resolved.incremental && !changed {
+            continue;
+        }
+        reported.push((
+            p.topic.clone(),
+            p.partition,
+            d.high_watermark,
+            d.log_start_offset,
+        ));
+        if let Some(records) = d.records.as_ref().filter(|b| !b.is_empty()) {
+            let count: i64 = BatchIter::new(records)
+                .map(|(_, h, _)| h.record_count as i64)
+                .sum();
+            metrics::counter!("kafka_messages_out_total", "topic" => p.topic.clone())
+                .increment(count as u64);
+            metrics::counter!("kafka_bytes_out_total", "topic" => p.topic.clone())
+                .increment(r.bytes as u64);
+        }
+        let same_topic = topics.last().is_some_and(|t| {
+            if ctx.version >= 13 {
+                t.topic_id == p.topic_id
+            } else {
+                t.topic.0.as_str() == p.topic
+            }
+        });
+        if !same_topic {
+            let mut t = FetchableTopicResponse::default();
+            if ctx.version >= 13 {
+                t.topic_id = p.topic_id;
+            } else {
+                t.topic = topic_name(&p.topic);
+            }
+            topics.push(t);
+        }
+        if let Some(t) = topics.last_mut() {
+            t.partitions.push(d);
+        }
+    }
+    ctx.broker
+        .fetch_sessions
+        .record(resolved.session_id, &reported);
+    let mut resp = FetchResponse::default();
+    resp.session_id = resolved.session_id;
+    resp.responses = topics;
+    resp
+}

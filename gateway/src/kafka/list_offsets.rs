@@ -1,0 +1,63 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4) and the
+//! first offset at or after a timestamp.
+
+use super::{errors, RequestContext};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const EARLIEST_PENDING_UPLOAD: i64 = -5;
+
+pub(crate) fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let store = &ctx.broker.store;
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut rt = ListOffsetsTopicResponse::default();
+        rt.name = t.name.clone();
+        for p in t.partitions {
+            let mut rp = ListOffsetsPartitionResponse::default();
+            rp.partition_index = p.partition_index;
+            rp.timestamp = -1;
+            rp.offset = -1;
+            rp.leader_epoch = -1;
+            let result = store.partition(&name, p.partition_index).and_then(|log| {
+                if ctx.version >= 4 {
+                    rp.leader_epoch = log.leader_epoch();
+                }
+                Ok(match p.timestamp {
+                    // No transactions yet: the last stable offset is the high watermark.
+                    LATEST => Some((log.high_watermark(), -1)),
+                    EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => {
+                        Some((log.log_start_offset(), -1))
+                    }
+                    MAX_TIMESTAMP => log.max_timestamp_offset()?.map(|r| (r.offset, r.timestamp)),
+                    ts => log
+                        .offset_for_timestamp(ts)?
+                        .map(|r| (r.offset, r.timestamp)),
+                })
+            });
+            match result {
+                Ok(Some((offset, ts))) => {
+                    rp.offset = offset;
+                    rp.timestamp = ts;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::info!(peer = %ctx.peer, topic = %name, partition = p.partition_index, error = %e, "list offsets failed");
+                    rp.error_code = errors::code(&e);
+                }
+            }
+            rt.partitions.push(rp);
+        }
+        topics.push(rt);
+    }
+    let mut resp = ListOffsetsResponse::default();
+    resp.topics = topics;
+    resp
+}

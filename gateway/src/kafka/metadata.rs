@@ -1,0 +1,132 @@
+//! Metadata: brokers, the controller, and topics with their partitions; creates requested
+//! topics when `auto.create.topics.enable` and the client allow it.
+
+use super::{sb, topic_name, RequestContext};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use std::collections::BTreeMap;
+use storage::{StorageError, Topic};
+
+const NO_AUTHORIZED_OPS: i32 = i32::MIN;
+
+fn describe(ctx: &RequestContext<'_>, t: &Topic) -> MetadataResponseTopic {
+    let node = BrokerId(ctx.broker.node_id);
+    let partitions = t
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut mp = MetadataResponsePartition::default();
+            mp.partition_index = p.partition();
+            mp.leader_id = node;
+            if ctx.version >= 7 {
+                mp.leader_epoch = p.leader_epoch();
+            }
+            mp.replica_nodes = vec![node];
+            mp.isr_nodes = vec![node];
+            mp
+        })
+        .collect();
+    let mut mt = MetadataResponseTopic::default();
+    mt.name = Some(topic_name(&t.meta.name));
+    if ctx.version >= 10 {
+        mt.topic_id = t.meta.id;
+    }
+    mt.is_internal = t.meta.internal;
+    mt.partitions = partitions;
+    mt.topic_authorized_operations = NO_AUTHORIZED_OPS;
+    mt
+}
+
+fn missing(name: Option<&str>, id: uuid::Uuid, code: i16) -> MetadataResponseTopic {
+    let mut mt = MetadataResponseTopic::default();
+    mt.error_code = code;
+    mt.name = name.map(topic_name);
+    mt.topic_id = id;
+    mt.topic_authorized_operations = NO_AUTHORIZED_OPS;
+    mt
+}
+
+pub(crate) fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataResponse {
+    let broker = ctx.broker;
+    let store = &broker.store;
+    let adv = broker.advertised();
+    let mut b = MetadataResponseBroker::default();
+    b.node_id = BrokerId(broker.node_id);
+    b.host = sb(&adv.host);
+    b.port = adv.port;
+    if ctx.version >= 1 {
+        b.rack = broker.rack.as_deref().map(sb);
+    }
+
+    // v0 sends an empty list to mean "all topics"; later versions send null.
+    let wanted = match req.topics {
+        Some(t) if !(t.is_empty() && ctx.version == 0) => Some(t),
+        _ => None,
+    };
+    let allow_create = broker.auto_create() && (ctx.version < 4 || req.allow_auto_topic_creation);
+    let topics = match wanted {
+        None => store
+            .topics()
+            .iter()
+            .filter(|t| !t.meta.internal)
+            .map(|t| describe(ctx, t))
+            .collect(),
+        Some(list) => {
+            let mut seen = BTreeMap::new();
+            for rt in list {
+                let name = rt.name.as_ref().map(|n| n.0.to_string());
+                let key = name.clone().unwrap_or_else(|| rt.topic_id.to_string());
+                if seen.contains_key(&key) {
+                    continue;
+                }
+                let found = match &name {
+                    Some(n) => store.topic(n),
+                    None => store.topic_by_id(rt.topic_id),
+                };
+                let entry = match (found, name) {
+                    (Some(t), _) => describe(ctx, &t),
+                    (None, None) => {
+                        missing(None, rt.topic_id, ResponseError::UnknownTopicId.code())
+                    }
+                    (None, Some(n)) if allow_create => {
+                        let parts = broker.default_partitions();
+                        match store.create_topic(&n, parts, 1, BTreeMap::new(), false) {
+                            Ok(_) | Err(StorageError::TopicExists(_)) => match store.topic(&n) {
+                                Some(t) => describe(ctx, &t),
+                                None => missing(
+                                    Some(&n),
+                                    uuid::Uuid::nil(),
+                                    ResponseError::UnknownTopicOrPartition.code(),
+                                ),
+                            },
+                            Err(e) => {
+                                tracing::warn!(peer = %ctx.peer, topic = %n, error = %e, "auto-create failed");
+                                missing(Some(&n), uuid::Uuid::nil(), super::errors::code(&e))
+                            }
+                        }
+                    }
+                    (None, Some(n)) => missing(
+                        Some(&n),
+                        uuid::Uuid::nil(),
+                        ResponseError::UnknownTopicOrPartition.code(),
+                    ),
+                };
+                seen.insert(key, entry);
+            }
+            seen.into_values().collect()
+        }
+    };
+
+    let mut resp = MetadataResponse::default();
+    resp.brokers = vec![b];
+    if ctx.version >= 2 {
+        resp.cluster_id = Some(sb(&broker.cluster_id));
+    }
+    resp.controller_id = BrokerId(broker.node_id);
+    resp.topics = topics;
+    resp.cluster_authorized_operations = NO_AUTHORIZED_OPS;
+    resp
+}

@@ -1,0 +1,86 @@
+//! OffsetCommit: validated against the group's membership, stored in the shared offsets store.
+
+use super::RequestContext;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use storage::CommittedOffset;
+
+/// Kafka's `offset.metadata.max.bytes`.
+const MAX_METADATA: usize = 4096;
+
+pub(crate) fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let broker = ctx.broker;
+    let group = req.group_id.0.to_string();
+    let member = req.member_id.to_string();
+    let group_error = broker
+        .groups
+        .validate_commit(
+            &group,
+            &member,
+            req.generation_id_or_member_epoch,
+            req.group_instance_id.as_deref(),
+        )
+        .err();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let mut entries = Vec::new();
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let name = t.name.0.to_string();
+        let mut rt = OffsetCommitResponseTopic::default();
+        rt.name = t.name.clone();
+        for p in &t.partitions {
+            let code = if let Some(e) = group_error {
+                e.code()
+            } else if broker.store.partition(&name, p.partition_index).is_err() {
+                ResponseError::UnknownTopicOrPartition.code()
+            } else if p
+                .committed_metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > MAX_METADATA)
+            {
+                ResponseError::OffsetMetadataTooLarge.code()
+            } else {
+                entries.push((
+                    name.clone(),
+                    p.partition_index,
+                    CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.as_deref().unwrap_or("").to_string(),
+                        commit_ms: now,
+                    },
+                ));
+                0
+            };
+            let mut rp = OffsetCommitResponsePartition::default();
+            rp.partition_index = p.partition_index;
+            rp.error_code = code;
+            rt.partitions.push(rp);
+        }
+        topics.push(rt);
+    }
+    if let Some(e) = group_error {
+        tracing::info!(peer = %ctx.peer, %group, %member, generation = req.generation_id_or_member_epoch, error = ?e, "offset commit refused");
+    }
+    if !entries.is_empty() {
+        if let Err(e) = broker.store.offsets().commit(&group, &entries) {
+            tracing::error!(peer = %ctx.peer, %group, error = %e, "offset commit failed");
+            for rt in &mut topics {
+                for rp in &mut rt.partitions {
+                    if rp.error_code == 0 {
+                        rp.error_code = ResponseError::KafkaStorageError.code();
+                    }
+                }
+            }
+        }
+    }
+    let mut resp = OffsetCommitResponse::default();
+    resp.topics = topics;
+    resp
+}

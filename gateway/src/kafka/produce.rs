@@ -1,0 +1,119 @@
+//! Produce: validates each partition's batches at batch level and appends them; with acks=0
+//! nothing is answered. Appends whose topic wants an fsync are flushed (group-committed)
+//! before the acknowledgement.
+
+use super::{errors, RequestContext};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use std::sync::Arc;
+use storage::PartitionLog;
+
+fn partition_error(index: i32, code: i16) -> PartitionProduceResponse {
+    let mut r = PartitionProduceResponse::default();
+    r.index = index;
+    r.error_code = code;
+    r.base_offset = -1;
+    r.log_append_time_ms = -1;
+    r.log_start_offset = -1;
+    r
+}
+
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    req: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let store = &ctx.broker.store;
+    let acks_valid = matches!(req.acks, -1..=1);
+    let mut to_flush: Vec<Arc<PartitionLog>> = Vec::new();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        let name = topic.name.0.to_string();
+        let mut parts = Vec::with_capacity(topic.partition_data.len());
+        for pd in topic.partition_data {
+            if !acks_valid {
+                parts.push(partition_error(
+                    pd.index,
+                    ResponseError::InvalidRequiredAcks.code(),
+                ));
+                continue;
+            }
+            let log = match store.partition(&name, pd.index) {
+                Ok(l) => l,
+                Err(e) => {
+                    parts.push(partition_error(pd.index, errors::code(&e)));
+                    continue;
+                }
+            };
+            let Some(records) = pd.records else {
+                parts.push(partition_error(
+                    pd.index,
+                    ResponseError::InvalidRecord.code(),
+                ));
+                continue;
+            };
+            match log.append(&records) {
+                Ok(r) => {
+                    if !r.duplicate {
+                        metrics::counter!("kafka_messages_in_total", "topic" => name.clone())
+                            .increment(r.records as u64);
+                        metrics::counter!("kafka_bytes_in_total", "topic" => name.clone())
+                            .increment(records.len() as u64);
+                    }
+                    if r.needs_flush {
+                        to_flush.push(log.clone());
+                    }
+                    let mut p = PartitionProduceResponse::default();
+                    p.index = pd.index;
+                    p.base_offset = r.base_offset;
+                    p.log_append_time_ms = r.log_append_time;
+                    if ctx.version >= 5 {
+                        p.log_start_offset = r.log_start_offset;
+                    }
+                    parts.push(p);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        peer = %ctx.peer, client = ctx.client_id(), topic = %name,
+                        partition = pd.index, error = %e, "produce rejected"
+                    );
+                    metrics::counter!("kafka_request_errors_total", "api" => "Produce", "error" => errors::error(&e).to_string()).increment(1);
+                    let mut p = partition_error(pd.index, errors::code(&e));
+                    if ctx.version >= 8 {
+                        p.error_message = Some(super::sb(&e.to_string()));
+                    }
+                    parts.push(p);
+                }
+            }
+        }
+        let mut t = TopicProduceResponse::default();
+        t.name = topic.name;
+        t.partition_responses = parts;
+        responses.push(t);
+    }
+    if !to_flush.is_empty() {
+        let flushed = tokio::task::spawn_blocking(move || {
+            to_flush
+                .iter()
+                .map(|l| (l.topic().to_string(), l.partition(), l.flush()))
+                .filter_map(|(t, p, r)| r.err().map(|e| (t, p, e)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for (t, p, e) in flushed {
+            tracing::error!(peer = %ctx.peer, topic = %t, partition = p, error = %e, "fsync failed");
+            for tr in responses.iter_mut().filter(|r| r.name.0.as_str() == t) {
+                for pr in tr.partition_responses.iter_mut().filter(|r| r.index == p) {
+                    pr.error_code = ResponseError::KafkaStorageError.code();
+                }
+            }
+        }
+    }
+    if req.acks == 0 {
+        return None;
+    }
+    let mut resp = ProduceResponse::default();
+    resp.responses = responses;
+    Some(resp)
+}

@@ -1,0 +1,561 @@
+//! The log of one topic-partition: an ordered set of segments, the offsets that bound it, the
+//! idempotent-producer state, and the high watermark that readers wait on.
+
+use crate::config::LogConfig;
+use crate::error::{Result, StorageError};
+use crate::producer_state::{ProducerState, SequenceCheck};
+use crate::records;
+use crate::segment::{PendingBatch, Segment};
+use bytes::Bytes;
+use codecs::kafka::batch::{self, BatchIter};
+use parking_lot::{Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+const LOG_START_FILE: &str = "log-start-offset";
+
+/// Result of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    /// Offset of the first appended record.
+    pub base_offset: i64,
+    /// Offset of the last appended record.
+    pub last_offset: i64,
+    /// Broker timestamp stamped on the batches, or -1 for create time.
+    pub log_append_time: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+    /// The batch was a retry of one already in the log; nothing was written.
+    pub duplicate: bool,
+    /// Records appended.
+    pub records: i64,
+    /// The topic's flush policy wants an fsync before this append is acknowledged.
+    pub needs_flush: bool,
+}
+
+struct Writer {
+    producers: ProducerState,
+    unflushed_messages: i64,
+}
+
+/// A topic-partition's log.
+pub struct PartitionLog {
+    topic: String,
+    partition: i32,
+    dir: PathBuf,
+    config: RwLock<LogConfig>,
+    segments: RwLock<BTreeMap<i64, Arc<Segment>>>,
+    writer: Mutex<Writer>,
+    log_end: AtomicI64,
+    log_start: AtomicI64,
+    leader_epoch: AtomicI32,
+    high_watermark: watch::Sender<i64>,
+    flushed: AtomicI64,
+    flush_lock: Mutex<()>,
+    last_flush_ms: AtomicI64,
+}
+
+/// What a timestamp lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampOffset {
+    /// Offset of the record.
+    pub offset: i64,
+    /// Its timestamp.
+    pub timestamp: i64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`, recovering the active segment.
+    pub fn open(dir: &Path, topic: &str, partition: i32, config: LogConfig) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut bases: Vec<i64> = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(b) = stem.parse::<i64>() {
+                    bases.push(b);
+                }
+            }
+        }
+        bases.sort_unstable();
+        let mut segments = BTreeMap::new();
+        let last = bases.len().saturating_sub(1);
+        for (i, base) in bases.iter().enumerate() {
+            let (seg, _) = Segment::open(dir, *base, i == last)?;
+            segments.insert(*base, Arc::new(seg));
+        }
+        if segments.is_empty() {
+            segments.insert(0, Arc::new(Segment::create(dir, 0, now_ms())?));
+        }
+        let log_end = segments
+            .values()
+            .next_back()
+            .map(|s| s.next_offset())
+            .unwrap_or(0);
+        let first_base = segments.keys().next().copied().unwrap_or(0);
+        let checkpoint = std::fs::read_to_string(dir.join(LOG_START_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        let log_start = checkpoint.max(first_base).min(log_end);
+        // Rebuild idempotence state from the newest segments' batch headers.
+        let mut producers = ProducerState::default();
+        for seg in segments.values().rev().take(2).rev() {
+            let mut pos = 0u64;
+            while let Some(h) = seg.header_at(pos)? {
+                producers.record(&h, h.base_offset);
+                pos += h.total_size() as u64;
+            }
+        }
+        let (hw, _) = watch::channel(log_end);
+        Ok(Self {
+            topic: topic.to_string(),
+            partition,
+            dir: dir.to_path_buf(),
+            config: RwLock::new(config),
+            segments: RwLock::new(segments),
+            writer: Mutex::new(Writer {
+                producers,
+                unflushed_messages: 0,
+            }),
+            log_end: AtomicI64::new(log_end),
+            log_start: AtomicI64::new(log_start),
+            leader_epoch: AtomicI32::new(0),
+            high_watermark: hw,
+            flushed: AtomicI64::new(log_end),
+            flush_lock: Mutex::new(()),
+            last_flush_ms: AtomicI64::new(now_ms()),
+        })
+    }
+
+    /// Topic name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Partition index.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// Directory of the log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Offset the next record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end.load(Ordering::Acquire)
+    }
+
+    /// First offset still readable.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    /// Offset up to which records are visible to consumers.
+    pub fn high_watermark(&self) -> i64 {
+        *self.high_watermark.borrow()
+    }
+
+    /// Leader epoch stamped on appended batches.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    /// Receives every high-watermark change; fetches wait on it.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
+    }
+
+    /// Current configuration.
+    pub fn config(&self) -> LogConfig {
+        self.config.read().clone()
+    }
+
+    /// Replaces the configuration (takes effect for the next append and retention pass).
+    pub fn set_config(&self, config: LogConfig) {
+        *self.config.write() = config;
+    }
+
+    /// Total bytes in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.read().values().map(|s| s.size()).sum()
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.segments.read().len()
+    }
+
+    fn active(&self) -> Arc<Segment> {
+        let segs = self.segments.read();
+        match segs.values().next_back() {
+            Some(s) => s.clone(),
+            None => unreachable_segment(),
+        }
+    }
+
+    /// Validates and appends the concatenated batches of one produce request partition.
+    pub fn append(&self, records: &[u8]) -> Result<AppendResult> {
+        let config = self.config();
+        let batches = batch::split_validated(records)?;
+        if batches.is_empty() {
+            return Err(batch::BatchError::Truncated { need: 61, have: 0 }.into());
+        }
+        for (_, h) in &batches {
+            if h.total_size() > config.max_message_bytes {
+                return Err(StorageError::RecordTooLarge {
+                    size: h.total_size(),
+                    max: config.max_message_bytes,
+                });
+            }
+        }
+        let mut w = self.writer.lock();
+        // Idempotence: a retried batch is acknowledged with its original offsets.
+        for (_, h) in &batches {
+            if let SequenceCheck::Duplicate {
+                base_offset,
+                last_offset,
+            } = w.producers.check(h)?
+            {
+                return Ok(AppendResult {
+                    base_offset,
+                    last_offset,
+                    log_append_time: -1,
+                    log_start_offset: self.log_start_offset(),
+                    duplicate: true,
+                    records: 0,
+                    needs_flush: false,
+                });
+            }
+        }
+        let now = now_ms();
+        let total: u64 = batches.iter().map(|(_, h)| h.total_size() as u64).sum();
+        let mut active = self.active();
+        let age = now - active.created_ms();
+        if active.size() > 0
+            && (active.size() + total > config.segment_bytes || age >= config.segment_ms)
+        {
+            active = self.roll(&active, now)?;
+        }
+        let base_offset = self.log_end_offset();
+        let epoch = self.leader_epoch();
+        let log_append_time = config.log_append_time.then_some(now);
+        let mut next = base_offset;
+        let pending: Vec<PendingBatch<'_>> = batches
+            .iter()
+            .map(|(pos, h)| {
+                let p = PendingBatch {
+                    header: *h,
+                    bytes: &records[*pos..*pos + h.total_size()],
+                    base_offset: next,
+                    leader_epoch: epoch,
+                    log_append_time,
+                };
+                next += h.last_offset_delta as i64 + 1;
+                p
+            })
+            .collect();
+        active.append(&pending, config.index_interval_bytes)?;
+        let mut count = 0i64;
+        for p in &pending {
+            w.producers.record(&p.header, p.base_offset);
+            count += p.header.record_count as i64;
+        }
+        self.log_end.store(next, Ordering::Release);
+        w.unflushed_messages += count;
+        let needs_flush = config.sync_every_append()
+            || (config.flush_messages > 0 && w.unflushed_messages >= config.flush_messages);
+        drop(w);
+        if !needs_flush {
+            // Replication will move the high watermark separately; on one node it follows the
+            // log end as soon as the bytes are in the file.
+            self.advance_high_watermark(next);
+        }
+        Ok(AppendResult {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time: log_append_time.unwrap_or(-1),
+            log_start_offset: self.log_start_offset(),
+            duplicate: false,
+            records: count,
+            needs_flush,
+        })
+    }
+
+    fn advance_high_watermark(&self, to: i64) {
+        self.high_watermark.send_if_modified(|hw| {
+            if to > *hw {
+                *hw = to;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn roll(&self, old: &Arc<Segment>, now: i64) -> Result<Arc<Segment>> {
+        old.sync()?;
+        let base = self.log_end_offset();
+        let seg = Arc::new(Segment::create(&self.dir, base, now)?);
+        self.segments.write().insert(base, seg.clone());
+        tracing::debug!(topic = %self.topic, partition = self.partition, base, "rolled segment");
+        Ok(seg)
+    }
+
+    /// fsyncs everything appended so far (group commit: one fsync covers every append that
+    /// happened before it started), then publishes the high watermark.
+    pub fn flush(&self) -> Result<()> {
+        let target = self.log_end_offset();
+        if self.flushed.load(Ordering::Acquire) >= target {
+            self.advance_high_watermark(target);
+            return Ok(());
+        }
+        let _g = self.flush_lock.lock();
+        let target = self.log_end_offset();
+        if self.flushed.load(Ordering::Acquire) < target {
+            self.active().sync()?;
+            self.flushed.store(target, Ordering::Release);
+            self.last_flush_ms.store(now_ms(), Ordering::Release);
+            let mut w = self.writer.lock();
+            w.unflushed_messages = 0;
+        }
+        self.advance_high_watermark(target);
+        Ok(())
+    }
+
+    /// fsyncs if unflushed data is older than `flush.ms`.
+    pub fn flush_if_due(&self, now: i64) -> Result<()> {
+        let flush_ms = self.config.read().flush_ms;
+        if self.flushed.load(Ordering::Acquire) < self.log_end_offset()
+            && now - self.last_flush_ms.load(Ordering::Acquire) >= flush_ms
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn check_range(&self, offset: i64) -> Result<()> {
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        if offset < start || offset > end {
+            return Err(StorageError::OffsetOutOfRange { offset, start, end });
+        }
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one that contains `offset`, stopping at the high
+    /// watermark and at `max_bytes` — except that with `min_one` the first batch is returned
+    /// whole even if it is larger, so a consumer can always make progress.
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Bytes> {
+        self.check_range(offset)?;
+        let hw = self.high_watermark();
+        if offset >= hw {
+            return Ok(Bytes::new());
+        }
+        let segs: Vec<Arc<Segment>> = {
+            let s = self.segments.read();
+            let first = s.range(..=offset).next_back().map(|(b, _)| *b).unwrap_or(0);
+            s.range(first..).map(|(_, v)| v.clone()).collect()
+        };
+        for seg in segs {
+            let Some((pos, h)) = seg.find(offset)? else {
+                continue;
+            };
+            if h.base_offset >= hw {
+                return Ok(Bytes::new());
+            }
+            let want = if min_one {
+                max_bytes.max(h.total_size())
+            } else {
+                max_bytes
+            };
+            let bytes = seg.read(pos, want)?;
+            let mut keep = 0usize;
+            for (at, bh, _) in BatchIter::new(&bytes) {
+                let end = at + bh.total_size();
+                if bh.base_offset >= hw || (end > max_bytes && !(at == 0 && min_one)) {
+                    break;
+                }
+                keep = end;
+            }
+            return Ok(bytes.slice(..keep));
+        }
+        Ok(Bytes::new())
+    }
+
+    /// First record with a timestamp at or after `timestamp`, as ListOffsets by time wants.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
+        let start = self.log_start_offset();
+        let segs: Vec<Arc<Segment>> = self.segments.read().values().cloned().collect();
+        for seg in segs {
+            let Some((mut pos, _)) = seg.find_time(timestamp)? else {
+                continue;
+            };
+            while let Some(h) = seg.header_at(pos)? {
+                if h.max_timestamp >= timestamp && h.last_offset() >= start {
+                    let bytes = seg.read(pos, h.total_size())?;
+                    let hit = records::offsets_and_timestamps(bytes)?
+                        .into_iter()
+                        .find(|r| r.timestamp >= timestamp && r.offset >= start);
+                    if hit.is_some() {
+                        return Ok(hit);
+                    }
+                }
+                pos += h.total_size() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp (the earliest such offset), for ListOffsets -3.
+    pub fn max_timestamp_offset(&self) -> Result<Option<TimestampOffset>> {
+        let segs: Vec<Arc<Segment>> = self.segments.read().values().cloned().collect();
+        let Some(seg) = segs.iter().max_by_key(|s| s.max_timestamp()) else {
+            return Ok(None);
+        };
+        let max = seg.max_timestamp();
+        if max < 0 || seg.size() == 0 {
+            return Ok(None);
+        }
+        let Some((pos, h)) = seg.find_time(max)? else {
+            return Ok(None);
+        };
+        let bytes = seg.read(pos, h.total_size())?;
+        Ok(records::offsets_and_timestamps(bytes)?
+            .into_iter()
+            .find(|r| r.timestamp == max)
+            .or(Some(TimestampOffset {
+                offset: h.last_offset(),
+                timestamp: max,
+            })))
+    }
+
+    /// Moves the log start offset forward (DeleteRecords). Returns the new log start offset.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64> {
+        let end = self.log_end_offset();
+        let target = if offset < 0 {
+            self.high_watermark()
+        } else {
+            offset
+        };
+        if target > self.high_watermark() || target > end {
+            return Err(StorageError::OffsetOutOfRange {
+                offset: target,
+                start: self.log_start_offset(),
+                end,
+            });
+        }
+        let _w = self.writer.lock();
+        if target > self.log_start_offset() {
+            self.log_start.store(target, Ordering::Release);
+            self.write_log_start(target)?;
+        }
+        drop(_w);
+        self.delete_segments(|_, next| next.is_some_and(|n| n <= self.log_start_offset()))?;
+        Ok(self.log_start_offset())
+    }
+
+    fn write_log_start(&self, offset: i64) -> Result<()> {
+        let tmp = self.dir.join(format!("{LOG_START_FILE}.tmp"));
+        std::fs::write(&tmp, offset.to_string())?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, self.dir.join(LOG_START_FILE))?;
+        Ok(())
+    }
+
+    /// Deletes non-active segments for which `doomed(segment, next segment's base)` holds,
+    /// oldest first, stopping at the first one kept.
+    fn delete_segments(&self, doomed: impl Fn(&Segment, Option<i64>) -> bool) -> Result<usize> {
+        let mut deleted = 0;
+        loop {
+            let victim = {
+                let segs = self.segments.read();
+                let mut it = segs.iter();
+                let (Some((_, first)), Some((next_base, _))) = (it.next(), it.next()) else {
+                    break;
+                };
+                if !doomed(first, Some(*next_base)) {
+                    break;
+                }
+                first.clone()
+            };
+            self.segments.write().remove(&victim.base_offset());
+            victim.delete_files()?;
+            deleted += 1;
+            let first = self.segments.read().keys().next().copied().unwrap_or(0);
+            if first > self.log_start_offset() {
+                self.log_start.store(first, Ordering::Release);
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Applies time and size retention (for `delete` topics). Returns segments deleted.
+    pub fn enforce_retention(&self, now: i64) -> Result<usize> {
+        let config = self.config();
+        if !config.delete {
+            return Ok(0);
+        }
+        // An expired active segment is rolled first so that it can be deleted too.
+        if config.retention_ms >= 0 {
+            let active = self.active();
+            if active.size() > 0 && active.max_timestamp() < now - config.retention_ms {
+                let _w = self.writer.lock();
+                let active = self.active();
+                if active.size() > 0 {
+                    self.roll(&active, now)?;
+                }
+            }
+        }
+        let mut deleted = 0;
+        if config.retention_ms >= 0 {
+            deleted +=
+                self.delete_segments(|s, _| s.max_timestamp() < now - config.retention_ms)?;
+        }
+        if config.retention_bytes >= 0 {
+            let total = std::sync::atomic::AtomicU64::new(self.size_bytes());
+            deleted += self.delete_segments(|s, _| {
+                let t = total.load(Ordering::Relaxed);
+                if t.saturating_sub(s.size()) >= config.retention_bytes as u64 {
+                    total.fetch_sub(s.size(), Ordering::Relaxed);
+                    true
+                } else {
+                    false
+                }
+            })?;
+        }
+        if deleted > 0 {
+            tracing::info!(topic = %self.topic, partition = self.partition, deleted, "retention deleted segments");
+        }
+        Ok(deleted)
+    }
+
+    /// fsyncs and forgets the log; its files stay.
+    pub fn close(&self) -> Result<()> {
+        self.flush()
+    }
+
+    /// Deletes the log's directory.
+    pub fn delete(&self) -> Result<()> {
+        std::fs::remove_dir_all(&self.dir)?;
+        Ok(())
+    }
+}
+
+#[cold]
+fn unreachable_segment() -> Arc<Segment> {
+    // A log always holds at least one segment: open creates one and deletion keeps the last.
+    panic!("partition log without segments") // ok: invariant kept by open and delete_segments
+}
