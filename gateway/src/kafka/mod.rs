@@ -4,6 +4,8 @@
 
 mod alter_configs;
 mod api_versions;
+#[cfg(test)]
+mod capture_tests;
 mod create_partitions;
 mod create_topics;
 mod delete_records;
