@@ -4,8 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -224,7 +223,9 @@ fn kill_child_writer() {
     let mut out = std::io::stdout().lock();
     for i in 0u64.. {
         let values: Vec<Vec<u8>> = (0..3).map(|j| format!("m{i}-{j}").into_bytes()).collect();
-        let r = log.append(&batch(&values, i as i64, Compression::None)).expect("append");
+        let r = log
+            .append(&batch(&values, i as i64, Compression::None))
+            .expect("append");
         writeln!(out, "ACK {} {} {}", i, r.base_offset, r.last_offset).expect("stdout");
         out.flush().expect("flush");
     }
@@ -235,7 +236,12 @@ fn sigkill_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = std::env::current_exe().expect("exe");
     let mut child = std::process::Command::new(exe)
-        .args(["--exact", "kill_child_writer", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "kill_child_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir.path())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -260,7 +266,9 @@ fn sigkill_loses_nothing_acknowledged() {
     let all = read_all(&log, 0);
     for (i, base, last) in acked {
         for (j, off) in (base..=last).enumerate() {
-            let (v, _) = all.get(&off).unwrap_or_else(|| panic!("acked offset {off} lost"));
+            let (v, _) = all
+                .get(&off)
+                .unwrap_or_else(|| panic!("acked offset {off} lost"));
             assert_eq!(v, format!("m{i}-{j}").as_bytes());
         }
     }
@@ -274,4 +282,3 @@ fn nix_kill(pid: u32) {
         .expect("kill");
     assert!(status.success());
 }
-
