@@ -55,6 +55,9 @@ pub(crate) fn topic_name(s: &str) -> kafka_protocol::messages::TopicName {
     kafka_protocol::messages::TopicName(sb(s))
 }
 
+/// Largest step by which a request buffer grows while its bytes arrive.
+const READ_CHUNK: usize = 256 * 1024;
+
 /// What a handler sees besides its request body.
 pub(crate) struct RequestContext<'a> {
     pub(crate) broker: &'a Arc<Broker>,
@@ -144,9 +147,16 @@ async fn connection(
                 Err(_) => return Ok(()),
             }
             let size = frame::frame_size(prefix, max)?;
-            let mut buf = BytesMut::zeroed(size);
-            if rd.read_exact(&mut buf).await.is_err() {
-                return Ok(());
+            // Grow the buffer as bytes arrive rather than trusting the claimed size up front,
+            // so a client announcing 100 MiB and sending nothing costs nothing.
+            let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK));
+            while buf.len() < size {
+                buf.reserve((size - buf.len()).min(READ_CHUNK));
+                let want = (size - buf.len()) as u64;
+                match (&mut rd).take(want).read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => return Ok(()),
+                    Ok(_) => {}
+                }
             }
             let started = Instant::now();
             let response = handle_frame(&broker, buf.freeze(), peer).await?;

@@ -92,16 +92,30 @@ pub(crate) async fn handle(
         responses.push(t);
     }
     if !to_flush.is_empty() {
-        let flushed = tokio::task::spawn_blocking(move || {
+        let targets: Vec<(String, i32)> = to_flush
+            .iter()
+            .map(|l| (l.topic().to_string(), l.partition()))
+            .collect();
+        let failed: Vec<(String, i32, String)> = match tokio::task::spawn_blocking(move || {
             to_flush
                 .iter()
-                .map(|l| (l.topic().to_string(), l.partition(), l.flush()))
-                .filter_map(|(t, p, r)| r.err().map(|e| (t, p, e)))
+                .filter_map(|l| {
+                    l.flush()
+                        .err()
+                        .map(|e| (l.topic().to_string(), l.partition(), e.to_string()))
+                })
                 .collect::<Vec<_>>()
         })
         .await
-        .unwrap_or_default();
-        for (t, p, e) in flushed {
+        {
+            Ok(f) => f,
+            // The flush task died: nothing it covered may be acknowledged.
+            Err(e) => targets
+                .into_iter()
+                .map(|(t, p)| (t, p, e.to_string()))
+                .collect(),
+        };
+        for (t, p, e) in failed {
             tracing::error!(peer = %ctx.peer, topic = %t, partition = p, error = %e, "fsync failed");
             for tr in responses.iter_mut().filter(|r| r.name.0.as_str() == t) {
                 for pr in tr.partition_responses.iter_mut().filter(|r| r.index == p) {
