@@ -46,7 +46,7 @@ fn read_all(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn parse_offsets(buf: &[u8], log_size: u64) -> Option<Vec<OffsetEntry>> {
-    if buf.len() % 8 != 0 {
+    if !buf.len().is_multiple_of(8) {
         return None;
     }
     let mut out: Vec<OffsetEntry> = Vec::with_capacity(buf.len() / 8);
@@ -67,7 +67,7 @@ fn parse_offsets(buf: &[u8], log_size: u64) -> Option<Vec<OffsetEntry>> {
 }
 
 fn parse_times(buf: &[u8]) -> Option<Vec<TimeEntry>> {
-    if buf.len() % 12 != 0 {
+    if !buf.len().is_multiple_of(12) {
         return None;
     }
     let mut out: Vec<TimeEntry> = Vec::with_capacity(buf.len() / 12);

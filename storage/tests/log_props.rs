@@ -47,10 +47,11 @@ fn batch(values: &[Vec<u8>], ts: i64, compression: Compression) -> Vec<u8> {
 }
 
 fn config(segment_bytes: u64) -> LogConfig {
-    let mut c = LogConfig::default();
-    c.segment_bytes = segment_bytes;
-    c.index_interval_bytes = 256;
-    c
+    LogConfig {
+        segment_bytes,
+        index_interval_bytes: 256,
+        ..LogConfig::default()
+    }
 }
 
 /// Reads every record from `from` to the end: offset -> (value, timestamp).
@@ -191,17 +192,19 @@ fn retention_and_delete_records() {
         Err(storage::StorageError::OffsetOutOfRange { .. })
     ));
     assert_eq!(read_all(&log, 7).len(), 13);
-    let mut c = config(400);
-    c.retention_bytes = 500;
-    log.set_config(c);
+    log.set_config(LogConfig {
+        retention_bytes: 500,
+        ..config(400)
+    });
     log.enforce_retention(2_000).expect("retention");
     assert!(log.size_bytes() <= 500 + 400);
     let start = log.log_start_offset();
     assert!(start > 7);
     assert_eq!(read_all(&log, start).len() as i64, 20 - start);
-    let mut c = config(400);
-    c.retention_ms = 10;
-    log.set_config(c);
+    log.set_config(LogConfig {
+        retention_ms: 10,
+        ..config(400)
+    });
     log.enforce_retention(1_000_000).expect("retention");
     assert_eq!(log.log_start_offset(), 20);
     assert_eq!(log.log_end_offset(), 20);

@@ -59,7 +59,7 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Crea
         } else {
             t.replication_factor
         };
-        if rf < 1 || rf > 1 {
+        if rf != 1 {
             fail(
                 &mut r,
                 ResponseError::InvalidReplicationFactor,
@@ -70,11 +70,8 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Crea
         }
         let mut configs = BTreeMap::new();
         for c in &t.configs {
-            match &c.value {
-                Some(v) => {
-                    configs.insert(c.name.to_string(), v.to_string());
-                }
-                None => {}
+            if let Some(v) = &c.value {
+                configs.insert(c.name.to_string(), v.to_string());
             }
         }
         match broker

@@ -1,8 +1,22 @@
-//! DeleteGroups handler. STUB.
+//! DeleteGroups handler: NON_EMPTY_GROUP while the group has members, GROUP_ID_NOT_FOUND when
+//! it has neither members nor committed offsets, else the group and its offsets are removed.
 
 use crate::kafka::RequestContext;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+use std::collections::HashSet;
 
-pub(crate) fn handle(_ctx: &RequestContext<'_>, _req: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    DeleteGroupsResponse::default()
+pub(crate) fn handle(ctx: &RequestContext<'_>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut seen = HashSet::new();
+    let mut resp = DeleteGroupsResponse::default();
+    for id in req.groups_names {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        let mut r = DeletableGroupResult::default();
+        r.error_code = ctx.broker.groups.delete_group(id.as_str());
+        r.group_id = id;
+        resp.results.push(r);
+    }
+    resp
 }

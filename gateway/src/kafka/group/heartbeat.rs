@@ -1,8 +1,15 @@
-//! Heartbeat handler. STUB.
+//! Heartbeat handler (v0-4).
 
 use crate::kafka::RequestContext;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
-pub(crate) fn handle(_ctx: &RequestContext<'_>, _req: HeartbeatRequest) -> HeartbeatResponse {
-    HeartbeatResponse::default()
+pub(crate) fn handle(ctx: &RequestContext<'_>, req: HeartbeatRequest) -> HeartbeatResponse {
+    let mut resp = HeartbeatResponse::default();
+    resp.error_code = ctx.broker.groups.heartbeat(
+        req.group_id.as_str(),
+        req.member_id.as_str(),
+        req.group_instance_id.as_ref().map(|s| s.as_str()),
+        req.generation_id,
+    );
+    resp
 }
