@@ -40,6 +40,8 @@ pub(crate) const DEFAULTS: &[(&str, &str)] = &[
     ("auto.create.topics.enable", "true"),
     ("delete.topic.enable", "true"),
     ("log.retention.check.interval.ms", "300000"),
+    ("log.retention.hours", "168"),
+    ("log.roll.hours", "168"),
     ("message.max.bytes", "1048588"),
     ("socket.request.max.bytes", "104857600"),
     ("group.initial.rebalance.delay.ms", "3000"),
