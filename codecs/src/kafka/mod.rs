@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod frame;
+pub mod legacy;
 
 /// Request and response bodies for every API key and version, generated from Kafka's schemas.
 pub use kafka_protocol as proto;

@@ -6,9 +6,10 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
 /// (key, min, max) of every implemented API. Minimums are what the `kafka-protocol` schemas
-/// (Kafka 4.x) still define; maximums are the newest versions whose fields we fill.
+/// (Kafka 4.x) still define, except Produce v0-v2 which `codecs::kafka::legacy` decodes;
+/// maximums are the newest versions whose fields we fill.
 const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 11),
+    (ApiKey::Produce, 0, 11),
     (ApiKey::Fetch, 4, 17),
     (ApiKey::ListOffsets, 1, 9),
     (ApiKey::Metadata, 0, 12),

@@ -221,6 +221,18 @@ async fn handle_frame(
     }
     let header = frame::decode_header(api, &mut frame)?;
     let version = ids.api_version;
+    if api == ApiKey::Produce && version < produce::FIRST_MODERN_VERSION {
+        let ctx = RequestContext {
+            broker,
+            header: &header,
+            version,
+            peer,
+        };
+        return Ok(Handled {
+            api_name: api_name(api),
+            bytes: produce::handle_legacy(&ctx, frame).await?,
+        });
+    }
     let malformed = |e: anyhow::Error| ConnError::Malformed {
         api,
         version,

@@ -2,9 +2,13 @@
 //! nothing is answered. Appends whose topic wants an fsync are flushed (group-committed)
 //! before the acknowledgement.
 
-use super::{errors, RequestContext};
+use super::{errors, topic_name, ConnError, RequestContext};
+use bytes::Bytes;
+use codecs::kafka::legacy::{self, LegacyPartitionResponse};
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::sync::Arc;
 use storage::PartitionLog;
@@ -130,4 +134,85 @@ pub(crate) async fn handle(
     let mut resp = ProduceResponse::default();
     resp.responses = responses;
     Some(resp)
+}
+
+/// Produce versions below this carry legacy message sets and are decoded by `codecs`.
+pub(crate) const FIRST_MODERN_VERSION: i16 = 3;
+
+/// Produce v0-v2: message format v0/v1 is converted once into a v2 batch, then appended like
+/// any other produce; the answer goes back in the old response layout.
+pub(crate) async fn handle_legacy(
+    ctx: &RequestContext<'_>,
+    body: Bytes,
+) -> Result<Option<Bytes>, ConnError> {
+    let req = legacy::decode_produce(body).map_err(|e| ConnError::Malformed {
+        api: ApiKey::Produce,
+        version: ctx.version,
+        why: e.to_string(),
+    })?;
+    let mut rejected: Vec<(String, i32)> = Vec::new();
+    let mut modern = ProduceRequest::default();
+    modern.acks = req.acks;
+    modern.timeout_ms = req.timeout_ms;
+    for (name, parts) in req.topics {
+        let mut t = TopicProduceData::default();
+        t.name = topic_name(&name);
+        for p in parts {
+            let records = if legacy::is_legacy(&p.records) {
+                metrics::counter!("kafka_legacy_message_sets_converted_total").increment(1);
+                match legacy::convert_to_v2(p.records) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(peer = %ctx.peer, topic = %name, partition = p.index, error = %e, "legacy message set rejected");
+                        rejected.push((name.clone(), p.index));
+                        continue;
+                    }
+                }
+            } else {
+                p.records
+            };
+            let mut pd = PartitionProduceData::default();
+            pd.index = p.index;
+            pd.records = Some(records);
+            t.partition_data.push(pd);
+        }
+        modern.topic_data.push(t);
+    }
+    let Some(resp) = handle(ctx, modern).await else {
+        return Ok(None);
+    };
+    let mut topics: Vec<(String, Vec<LegacyPartitionResponse>)> = resp
+        .responses
+        .into_iter()
+        .map(|t| {
+            let parts = t
+                .partition_responses
+                .into_iter()
+                .map(|p| LegacyPartitionResponse {
+                    index: p.index,
+                    error_code: p.error_code,
+                    base_offset: p.base_offset,
+                    log_append_time: p.log_append_time_ms,
+                })
+                .collect();
+            (t.name.0.to_string(), parts)
+        })
+        .collect();
+    for (name, index) in rejected {
+        let entry = LegacyPartitionResponse {
+            index,
+            error_code: ResponseError::CorruptMessage.code(),
+            base_offset: -1,
+            log_append_time: -1,
+        };
+        match topics.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, parts)) => parts.push(entry),
+            None => topics.push((name, vec![entry])),
+        }
+    }
+    Ok(Some(legacy::encode_produce_response(
+        ctx.version,
+        ctx.header.correlation_id,
+        &topics,
+    )))
 }
