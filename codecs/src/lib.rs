@@ -3,3 +3,4 @@
 //! before checking it against the bytes actually present.
 
 pub mod kafka;
+pub mod rocketmq;

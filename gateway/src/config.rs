@@ -55,6 +55,17 @@ pub(crate) const DEFAULTS: &[(&str, &str)] = &[
     ("rocketmq.broker.listen", "0.0.0.0:10911"),
     ("metrics.listen", "0.0.0.0:9464"),
     ("broker.rack", ""),
+    ("rocketmq.cluster.name", "DefaultCluster"),
+    ("rocketmq.broker.name", ""),
+    ("rocketmq.broker.advertised", ""),
+    ("rocketmq.auto.create.topic.enable", "true"),
+    ("rocketmq.max.frame.bytes", "16777216"),
+    ("rocketmq.transaction.check.interval.ms", "60000"),
+    ("rocketmq.transaction.timeout.ms", "6000"),
+    (
+        "messageDelayLevel",
+        "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h",
+    ),
     ("advertised.listeners", ""),
 ];
 

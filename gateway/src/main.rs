@@ -7,6 +7,7 @@ mod dynamic_config;
 mod kafka;
 mod metrics_http;
 mod producer_ids;
+mod rocketmq;
 mod server;
 
 use clap::Parser;

@@ -138,8 +138,25 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
     let namesrv_addr = namesrv_listener.local_addr()?;
     let rmq_broker_addr = broker_listener.local_addr()?;
     tokio::spawn(crate::kafka::serve(broker.clone(), kafka_listener));
-    tokio::spawn(reject_rocketmq(namesrv_listener, "name server"));
-    tokio::spawn(reject_rocketmq(broker_listener, "broker"));
+    let rmq_advertised = match cfg
+        .get("rocketmq.broker.advertised")
+        .filter(|s| !s.is_empty())
+    {
+        Some(a) => a
+            .parse()
+            .with_context(|| format!("rocketmq.broker.advertised={a} is not HOST:PORT"))?,
+        None if rmq_broker_addr.ip().is_unspecified() => std::net::SocketAddr::new(
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            rmq_broker_addr.port(),
+        ),
+        None => rmq_broker_addr,
+    };
+    crate::rocketmq::start(
+        broker.clone(),
+        rmq_advertised,
+        namesrv_listener,
+        broker_listener,
+    );
     let metrics_addr = metrics_listener.local_addr()?;
     tokio::spawn(crate::metrics_http::serve(
         metrics.clone(),
@@ -179,17 +196,6 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
     let s = store.clone();
     tokio::task::spawn_blocking(move || s.close()).await??;
     Ok(())
-}
-
-/// The RocketMQ listeners are bound (so their ports are reserved and reported) but the
-/// remoting protocol is not served yet: connections are closed with a logged reason.
-async fn reject_rocketmq(listener: TcpListener, role: &'static str) {
-    loop {
-        if let Ok((sock, peer)) = listener.accept().await {
-            tracing::warn!(%peer, role, "RocketMQ remoting is not implemented yet; closing connection");
-            drop(sock);
-        }
-    }
 }
 
 async fn shutdown_signal() {

@@ -32,6 +32,13 @@ pub struct TopicMeta {
     /// Whether the topic is internal (hidden from ordinary listings).
     #[serde(default)]
     pub internal: bool,
+    /// Small number unique among this node's topics, never reused while the topic exists;
+    /// RocketMQ's commit-log offsets and message ids are built from it.
+    #[serde(default)]
+    pub code: u32,
+    /// Protocol-specific attributes (RocketMQ `perm`, `readQueueNums`, `writeQueueNums`, ...).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// A topic with its open partition logs. Replaced as a whole when it changes.
@@ -92,7 +99,12 @@ impl Store {
             meta_lock: Mutex::new(()),
             offsets: OffsetStore::open(&data_dir.join("offsets"), sync_offsets)?,
         };
-        let metas = store.load_meta()?;
+        let mut metas = store.load_meta()?;
+        let mut next = metas.iter().map(|m| m.code).max().unwrap_or(0);
+        for m in metas.iter_mut().filter(|m| m.code == 0) {
+            next += 1;
+            m.code = next;
+        }
         for meta in metas {
             let config = store.resolve(&meta.configs);
             let mut partitions = Vec::with_capacity(meta.partitions.max(0) as usize);
@@ -109,6 +121,11 @@ impl Store {
                 .insert(meta.name.clone(), Arc::new(Topic { meta, partitions }));
         }
         Ok(store)
+    }
+
+    /// The smallest code above every existing topic's. Caller holds meta_lock.
+    fn next_code(&self) -> u32 {
+        self.topics.iter().map(|t| t.meta.code).max().unwrap_or(0) + 1
     }
 
     fn meta_path(&self) -> PathBuf {
@@ -210,6 +227,8 @@ impl Store {
             replication_factor,
             configs,
             internal: false,
+            code: self.next_code(),
+            attributes: BTreeMap::new(),
         };
         if validate_only {
             return Ok(meta);
@@ -313,6 +332,36 @@ impl Store {
             }),
         );
         self.save_meta()
+    }
+
+    /// Replaces a topic's protocol attributes.
+    pub fn set_topic_attributes(
+        &self,
+        name: &str,
+        attributes: BTreeMap<String, String>,
+    ) -> Result<()> {
+        let _g = self.meta_lock.lock();
+        let Some(old) = self.topics.get(name).map(|t| t.clone()) else {
+            return Err(StorageError::UnknownTopic(name.to_string()));
+        };
+        let mut meta = old.meta.clone();
+        meta.attributes = attributes;
+        self.topics.insert(
+            name.to_string(),
+            Arc::new(Topic {
+                meta,
+                partitions: old.partitions.clone(),
+            }),
+        );
+        self.save_meta()
+    }
+
+    /// A topic by its numeric code.
+    pub fn topic_by_code(&self, code: u32) -> Option<Arc<Topic>> {
+        self.topics
+            .iter()
+            .find(|t| t.meta.code == code)
+            .map(|t| t.clone())
     }
 
     /// A topic by name.

@@ -28,6 +28,7 @@ pub struct Server {
     pub metrics: String,
     pub data_dir: PathBuf,
     pub sets: Vec<String>,
+    pub ready: String,
 }
 
 impl Server {
@@ -86,7 +87,16 @@ impl Server {
             metrics: field("metrics"),
             data_dir: data_dir.to_path_buf(),
             sets: sets.iter().map(|s| s.to_string()).collect(),
+            ready: line.clone(),
         }
+    }
+
+    /// A `key=value` field of the ready line (`kafka`, `namesrv`, `broker`, `metrics`).
+    pub fn field(&self, key: &str) -> String {
+        self.ready
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix(&format!("{key}=")).map(str::to_string))
+            .unwrap_or_default()
     }
 
     /// SIGKILLs the process.

@@ -1,0 +1,341 @@
+//! The RocketMQ 4.x remoting front end, in both roles: name server (routes, cluster info,
+//! topic lists, KV config) and broker (send, pull, offsets, heartbeats, admin). Every node
+//! answers both from the same metadata and storage, so there is no separate name-server tier.
+//!
+//! Unlike Kafka, RocketMQ matches responses by `opaque` and clients keep many long-polling
+//! pulls in flight on one connection, so each request runs as its own task and responses go
+//! out as they complete.
+
+// Handlers return their error *response* as the Err side; it is built once per failed request.
+#![allow(clippy::result_large_err)]
+
+mod admin;
+mod clients;
+mod convert;
+pub(crate) mod delay;
+mod heartbeat;
+mod lock;
+mod namesrv;
+mod offsets;
+mod pull;
+mod query;
+mod retry;
+mod send;
+pub(crate) mod transaction;
+
+use crate::broker::Broker;
+use bytes::{Bytes, BytesMut};
+use clients::{Clients, ConnHandle};
+use codecs::rocketmq::codes::{request as rq, response as rs};
+use codecs::rocketmq::{self as rmq, RemotingCommand};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// Growth step of a request buffer while its bytes arrive.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Which listener a connection came in on (both answer every request; the role only
+/// labels logs and metrics).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Role {
+    NameServer,
+    Broker,
+}
+
+impl Role {
+    fn label(self) -> &'static str {
+        match self {
+            Role::NameServer => "namesrv",
+            Role::Broker => "broker",
+        }
+    }
+}
+
+/// RocketMQ identity and state of this node.
+pub(crate) struct RocketMq {
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) clients: Clients,
+    pub(crate) locks: lock::Locks,
+    pub(crate) transactions: transaction::Transactions,
+    pub(crate) delay_levels: Vec<u64>,
+    pub(crate) delay_wakeup: tokio::sync::Notify,
+    pub(crate) cluster: String,
+    pub(crate) broker_name: String,
+    /// Address clients use for the broker role.
+    pub(crate) broker_addr: SocketAddr,
+    pub(crate) auto_create: bool,
+    pub(crate) max_frame: usize,
+    next_conn: AtomicU64,
+    next_opaque: AtomicI32,
+    pub(crate) started: Instant,
+}
+
+impl RocketMq {
+    pub(crate) fn new(broker: Arc<Broker>, broker_addr: SocketAddr) -> Arc<Self> {
+        let cfg = &broker.config;
+        let broker_name = cfg
+            .get("rocketmq.broker.name")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("broker-{}", broker.node_id));
+        Arc::new(Self {
+            cluster: cfg
+                .get("rocketmq.cluster.name")
+                .unwrap_or("DefaultCluster")
+                .to_string(),
+            broker_name,
+            broker_addr,
+            auto_create: cfg
+                .bool("rocketmq.auto.create.topic.enable")
+                .unwrap_or(true),
+            max_frame: cfg
+                .int("rocketmq.max.frame.bytes")
+                .unwrap_or(rmq::frame::DEFAULT_MAX_FRAME_BYTES as i64)
+                .max(1024) as usize,
+            clients: Clients::default(),
+            locks: lock::Locks::default(),
+            transactions: transaction::Transactions::default(),
+            delay_levels: delay::level_delays(
+                cfg.get("messageDelayLevel")
+                    .unwrap_or(delay::DEFAULT_LEVELS),
+            ),
+            delay_wakeup: tokio::sync::Notify::new(),
+            next_conn: AtomicU64::new(1),
+            next_opaque: AtomicI32::new(1),
+            started: Instant::now(),
+            broker,
+        })
+    }
+
+    /// Sends a broker-initiated oneway request (notifications, transaction check-backs).
+    pub(crate) fn push(&self, conn: &ConnHandle, mut cmd: RemotingCommand) {
+        cmd.opaque = self.next_opaque.fetch_add(1, Ordering::Relaxed);
+        cmd.set_oneway(true);
+        if conn.tx.try_send(rmq::encode(&cmd)).is_err() {
+            tracing::warn!(peer = %conn.peer, code = cmd.code, "client connection busy or closed; notification dropped");
+        }
+    }
+
+    /// Tells every member of the groups that membership changed.
+    pub(crate) fn notify_groups_changed(&self, groups: &[String]) {
+        for g in groups {
+            for conn in self.clients.consumer_conns(g) {
+                let cmd = RemotingCommand::new_request(
+                    rq::NOTIFY_CONSUMER_IDS_CHANGED,
+                    Default::default(),
+                )
+                .with_ext("consumerGroup", g);
+                self.push(&conn, cmd);
+            }
+        }
+    }
+}
+
+/// Starts both RocketMQ listeners and the background services (delayed delivery,
+/// transaction check-back, client expiry).
+pub(crate) fn start(
+    broker: Arc<Broker>,
+    advertised: SocketAddr,
+    namesrv: TcpListener,
+    broker_listener: TcpListener,
+) {
+    let check_interval = broker
+        .config
+        .int("rocketmq.transaction.check.interval.ms")
+        .unwrap_or(60_000)
+        .max(100) as u64;
+    let tx_timeout = broker
+        .config
+        .int("rocketmq.transaction.timeout.ms")
+        .unwrap_or(6_000)
+        .max(0) as u64;
+    let rmq = RocketMq::new(broker, advertised);
+    tokio::spawn(serve(rmq.clone(), namesrv, Role::NameServer));
+    tokio::spawn(serve(rmq.clone(), broker_listener, Role::Broker));
+    tokio::spawn(delay::run(rmq.clone()));
+    tokio::spawn(transaction::run(
+        rmq.clone(),
+        std::time::Duration::from_millis(check_interval),
+        std::time::Duration::from_millis(tx_timeout),
+    ));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            let changed = rmq
+                .clients
+                .remove_where(|_, seen| seen.elapsed() > clients::CLIENT_EXPIRY);
+            rmq.notify_groups_changed(&changed);
+        }
+    });
+}
+
+/// Accepts connections on one RocketMQ listener.
+pub(crate) async fn serve(rmq: Arc<RocketMq>, listener: TcpListener, role: Role) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let rmq = rmq.clone();
+                tokio::spawn(async move {
+                    metrics::gauge!("rocketmq_connections", "role" => role.label()).increment(1.0);
+                    let id = rmq.next_conn.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = connection(&rmq, stream, peer, role, id).await {
+                        tracing::warn!(%peer, role = role.label(), error = %e, "closing RocketMQ connection");
+                    }
+                    let changed = rmq.clients.remove_where(|c, _| c.id == id);
+                    rmq.notify_groups_changed(&changed);
+                    metrics::gauge!("rocketmq_connections", "role" => role.label()).decrement(1.0);
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, role = role.label(), "RocketMQ accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn connection(
+    rmq: &Arc<RocketMq>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    role: Role,
+    id: u64,
+) -> Result<(), rmq::RocketMqError> {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(1024);
+    let writer = tokio::spawn(async move {
+        while let Some(buf) = rx.recv().await {
+            if wr.write_all(&buf).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let conn = ConnHandle { id, peer, tx };
+    let result = async {
+        loop {
+            let mut prefix = [0u8; 4];
+            if rd.read_exact(&mut prefix).await.is_err() {
+                return Ok(());
+            }
+            let size = rmq::frame_size(prefix, rmq.max_frame)?;
+            let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK));
+            while buf.len() < size {
+                buf.reserve((size - buf.len()).min(READ_CHUNK));
+                let want = (size - buf.len()) as u64;
+                match (&mut rd).take(want).read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => return Ok(()),
+                    Ok(_) => {}
+                }
+            }
+            let cmd = rmq::decode(buf.freeze())?;
+            if cmd.is_response() {
+                // Answers to our oneway pushes never come; anything else is ignored.
+                tracing::debug!(%peer, code = cmd.code, opaque = cmd.opaque, "ignoring response from client");
+                continue;
+            }
+            let rmq = rmq.clone();
+            let conn = conn.clone();
+            // Each request is its own task: pulls may wait for messages for seconds.
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let code = cmd.code;
+                let oneway = cmd.is_oneway();
+                let opaque = cmd.opaque;
+                let serialize = cmd.serialize_type;
+                let name = rmq::codes::request_name(code);
+                let mut resp = handle(&rmq, &conn, role, cmd).await;
+                metrics::counter!("rocketmq_requests_total", "code" => name).increment(1);
+                metrics::histogram!("rocketmq_request_duration_seconds", "code" => name)
+                    .record(started.elapsed().as_secs_f64());
+                if oneway {
+                    return;
+                }
+                if resp.code != rs::SUCCESS {
+                    metrics::counter!("rocketmq_request_errors_total", "code" => name).increment(1);
+                }
+                resp.opaque = opaque;
+                resp.flag |= rmq::frame::FLAG_RESPONSE;
+                resp.serialize_type = serialize;
+                let _ = conn.tx.send(rmq::encode(&resp)).await;
+            });
+        }
+    }
+    .await;
+    drop(conn);
+    let _ = writer.await;
+    result
+}
+
+/// A response with a code and remark.
+pub(crate) fn reply(code: i32, remark: impl Into<String>) -> RemotingCommand {
+    RemotingCommand::new_response(code, 0, Some(remark.into()))
+}
+
+/// A SUCCESS response without remark.
+pub(crate) fn ok() -> RemotingCommand {
+    RemotingCommand::new_response(rs::SUCCESS, 0, None)
+}
+
+/// Dispatches one request to its handler.
+async fn handle(
+    rmq: &Arc<RocketMq>,
+    conn: &ConnHandle,
+    role: Role,
+    cmd: RemotingCommand,
+) -> RemotingCommand {
+    let code = cmd.code;
+    let resp = match code {
+        rq::GET_ROUTEINFO_BY_TOPIC => namesrv::route(rmq, &cmd),
+        rq::GET_BROKER_CLUSTER_INFO => namesrv::cluster_info(rmq),
+        rq::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => namesrv::topic_list(rmq),
+        rq::GET_KV_CONFIG => namesrv::get_kv_config(&cmd),
+        rq::PUT_KV_CONFIG | rq::DELETE_KV_CONFIG => ok(),
+        rq::REGISTER_BROKER | rq::UNREGISTER_BROKER => ok(),
+        rq::SEND_MESSAGE | rq::SEND_MESSAGE_V2 | rq::SEND_BATCH_MESSAGE => {
+            send::send(rmq, conn, cmd).await
+        }
+        rq::PULL_MESSAGE => pull::pull(rmq, cmd).await,
+        rq::QUERY_CONSUMER_OFFSET => offsets::query_consumer_offset(rmq, &cmd),
+        rq::UPDATE_CONSUMER_OFFSET => offsets::update_consumer_offset(rmq, &cmd),
+        rq::GET_MAX_OFFSET => offsets::max_offset(rmq, &cmd),
+        rq::GET_MIN_OFFSET => offsets::min_offset(rmq, &cmd),
+        rq::SEARCH_OFFSET_BY_TIMESTAMP => offsets::search_by_timestamp(rmq, &cmd),
+        rq::GET_EARLIEST_MSG_STORETIME => offsets::earliest_store_time(rmq, &cmd),
+        rq::HEART_BEAT => heartbeat::heartbeat(rmq, conn, &cmd),
+        rq::UNREGISTER_CLIENT => heartbeat::unregister(rmq, &cmd),
+        rq::GET_CONSUMER_LIST_BY_GROUP => heartbeat::consumer_list(rmq, &cmd),
+        rq::CONSUMER_SEND_MSG_BACK => retry::send_back(rmq, &cmd).await,
+        rq::END_TRANSACTION => transaction::end(rmq, conn, &cmd).await,
+        rq::QUERY_MESSAGE => query::query(rmq, &cmd),
+        rq::VIEW_MESSAGE_BY_ID => query::view_by_id(rmq, &cmd),
+        rq::LOCK_BATCH_MQ => lock::lock(rmq, &cmd),
+        rq::UNLOCK_BATCH_MQ => lock::unlock(rmq, &cmd),
+        rq::UPDATE_AND_CREATE_TOPIC => admin::create_topic(rmq, &cmd),
+        rq::DELETE_TOPIC_IN_BROKER | rq::DELETE_TOPIC_IN_NAMESRV => admin::delete_topic(rmq, &cmd),
+        rq::GET_BROKER_RUNTIME_INFO => admin::runtime_info(rmq),
+        rq::GET_ALL_TOPIC_CONFIG => admin::all_topic_config(rmq),
+        rq::GET_CONSUMER_CONNECTION_LIST => admin::consumer_connections(rmq, &cmd),
+        rq::GET_CONSUME_STATS => admin::consume_stats(rmq, &cmd),
+        rq::GET_TOPIC_STATS_INFO => admin::topic_stats(rmq, &cmd),
+        rq::QUERY_TOPIC_CONSUME_BY_WHO => admin::consumed_by(rmq, &cmd),
+        _ => {
+            tracing::info!(peer = %conn.peer, role = role.label(), code, name = rmq::codes::request_name(code), "request code not supported");
+            reply(
+                rs::REQUEST_CODE_NOT_SUPPORTED,
+                format!(" request type {code} not supported"),
+            )
+        }
+    };
+    if resp.code != rs::SUCCESS {
+        tracing::debug!(peer = %conn.peer, code, response = resp.code, remark = ?resp.remark, "request answered with an error");
+    }
+    resp
+}

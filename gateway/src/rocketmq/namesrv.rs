@@ -1,0 +1,113 @@
+//! Name-server requests, answered from this node's metadata: topic routes (including the
+//! default-topic route clients use before a topic exists), cluster info, topic lists, KV config.
+
+use super::{ok, reply, RocketMq};
+use codecs::rocketmq::codes::response as rs;
+use codecs::rocketmq::RemotingCommand;
+use serde_json::json;
+use storage::Topic;
+
+/// RocketMQ's template topic for auto-creation.
+pub(crate) const DEFAULT_TOPIC: &str = "TBW102";
+/// Read and write permission.
+pub(crate) const PERM_RW: i64 = 6;
+/// Read, write and inherit permission (the default topic's).
+const PERM_RWI: i64 = 7;
+
+/// A topic's RocketMQ queue view: (read queues, write queues, perm, sys flag).
+pub(crate) fn queue_view(t: &Topic) -> (i64, i64, i64, i64) {
+    let attr = |k: &str, d: i64| {
+        t.meta
+            .attributes
+            .get(k)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(d)
+    };
+    let parts = t.partitions.len() as i64;
+    (
+        attr("readQueueNums", parts).min(parts),
+        attr("writeQueueNums", parts).min(parts),
+        attr("perm", PERM_RW),
+        attr("topicSysFlag", 0),
+    )
+}
+
+fn route_body(rmq: &RocketMq, read: i64, write: i64, perm: i64, sys_flag: i64) -> Vec<u8> {
+    // Standard JSON with quoted keys: every client parses it (fastjson's unquoted integer
+    // keys break some), plus the fields newer clients expect.
+    let body = json!({
+        "brokerDatas": [{
+            "brokerAddrs": { "0": rmq.broker_addr.to_string() },
+            "brokerName": rmq.broker_name,
+            "cluster": rmq.cluster,
+            "enableActingMaster": false,
+        }],
+        "filterServerTable": {},
+        "queueDatas": [{
+            "brokerName": rmq.broker_name,
+            "perm": perm,
+            "readQueueNums": read,
+            "topicSysFlag": sys_flag,
+            "writeQueueNums": write,
+        }],
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+pub(super) fn route(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
+    let topic = cmd.ext("topic").unwrap_or("");
+    if let Some(t) = rmq.broker.store.topic(topic) {
+        let (r, w, perm, sys) = queue_view(&t);
+        return ok().with_body(route_body(rmq, r, w, perm, sys));
+    }
+    if topic == DEFAULT_TOPIC && rmq.auto_create {
+        return ok().with_body(route_body(rmq, 8, 8, PERM_RWI, 0));
+    }
+    reply(
+        rs::TOPIC_NOT_EXIST,
+        format!("No topic route info in name server for the topic: {topic}\nSee http://rocketmq.apache.org/docs/faq/ for further details."),
+    )
+}
+
+pub(super) fn cluster_info(rmq: &RocketMq) -> RemotingCommand {
+    let body = json!({
+        "brokerAddrTable": {
+            rmq.broker_name.clone(): {
+                "brokerAddrs": { "0": rmq.broker_addr.to_string() },
+                "brokerName": rmq.broker_name,
+                "cluster": rmq.cluster,
+                "enableActingMaster": false,
+            }
+        },
+        "clusterAddrTable": { rmq.cluster.clone(): [rmq.broker_name.clone()] },
+    });
+    ok().with_body(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+pub(super) fn topic_list(rmq: &RocketMq) -> RemotingCommand {
+    let mut names: Vec<String> = rmq
+        .broker
+        .store
+        .topics()
+        .iter()
+        .map(|t| t.meta.name.clone())
+        .collect();
+    // The real name server lists the cluster and broker names as topics too.
+    names.push(rmq.cluster.clone());
+    names.push(rmq.broker_name.clone());
+    if rmq.auto_create {
+        names.push(DEFAULT_TOPIC.to_string());
+    }
+    names.sort();
+    names.dedup();
+    ok().with_body(serde_json::to_vec(&json!({ "topicList": names })).unwrap_or_default())
+}
+
+pub(super) fn get_kv_config(cmd: &RemotingCommand) -> RemotingCommand {
+    let ns = cmd.ext("namespace").unwrap_or("");
+    let key = cmd.ext("key").unwrap_or("");
+    reply(
+        rs::QUERY_NOT_FOUND,
+        format!("No config item, Namespace: {ns} Key: {key}"),
+    )
+}

@@ -1,0 +1,118 @@
+//! QUERY_MESSAGE (by key, or by UNIQ_KEY) and VIEW_MESSAGE_BY_ID (by offset message id).
+//!
+//! Lookups by key scan the topic's queues from the first record at or after `beginTimestamp`;
+//! a persistent key index is future work (docs/decisions.md).
+
+use super::convert::{self, Location};
+use super::{ok, reply, RocketMq};
+use bytes::BytesMut;
+use codecs::rocketmq::codes::response as rs;
+use codecs::rocketmq::header::{unique_key_query, CustomHeader, QueryMessageHeader};
+use codecs::rocketmq::message::{self as rmsg, property, StoredMessage};
+use codecs::rocketmq::{encode_stored, RemotingCommand};
+
+/// Records examined per queue by one key lookup, at most.
+const SCAN_LIMIT: i64 = 1_000_000;
+
+/// The message a commit-log offset names, with its topic.
+pub(super) fn read_by_commit_log_offset(rmq: &RocketMq, v: i64) -> Option<StoredMessage> {
+    let (code, queue, offset) = convert::split_commit_log_offset(v);
+    let topic = rmq.broker.store.topic_by_code(code)?;
+    let log = topic.partitions.get(usize::try_from(queue).ok()?)?.clone();
+    let at = Location {
+        topic: &topic.meta.name,
+        topic_code: code,
+        queue_id: queue,
+        store_host: rmq.broker_addr,
+    };
+    let bytes = log.read(offset, 64 * 1024, true).ok()?;
+    convert::from_batches(bytes, offset, &at)
+        .ok()?
+        .into_iter()
+        .find(|m| m.queue_offset == offset)
+}
+
+pub(super) fn view_by_id(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
+    let offset: i64 = cmd.ext("offset").and_then(|v| v.parse().ok()).unwrap_or(-1);
+    match read_by_commit_log_offset(rmq, offset) {
+        Some(m) => {
+            let mut body = BytesMut::new();
+            encode_stored(&m, &mut body);
+            ok().with_body(body.freeze())
+        }
+        None => reply(
+            rs::SYSTEM_ERROR,
+            format!("can not find message by the offset, {offset}"),
+        ),
+    }
+}
+
+fn key_matches(m: &StoredMessage, key: &str, unique: bool) -> bool {
+    if unique {
+        return rmsg::get_property(&m.properties, property::UNIQ_KEY) == Some(key);
+    }
+    rmsg::get_property(&m.properties, property::KEYS)
+        .is_some_and(|ks| ks.split(' ').any(|k| k == key))
+}
+
+pub(super) fn query(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
+    let h = match QueryMessageHeader::from_command(cmd) {
+        Ok(h) => h,
+        Err(e) => return reply(rs::SYSTEM_ERROR, e.to_string()),
+    };
+    let unique = unique_key_query(&cmd.ext_fields);
+    let Some(topic) = rmq.broker.store.topic(&h.topic) else {
+        return reply(rs::TOPIC_NOT_EXIST, format!("topic[{}] not exist", h.topic));
+    };
+    let max = h.max_num.clamp(1, 1024) as usize;
+    let mut body = BytesMut::new();
+    let mut found = 0usize;
+    let mut last_ts = 0i64;
+    'queues: for log in &topic.partitions {
+        let at = Location {
+            topic: &h.topic,
+            topic_code: topic.meta.code,
+            queue_id: log.partition(),
+            store_host: rmq.broker_addr,
+        };
+        let start = match log.offset_for_timestamp(h.begin_timestamp) {
+            Ok(Some(r)) => r.offset,
+            _ => continue,
+        };
+        let mut pos = start;
+        while pos < log.high_watermark() && pos - start < SCAN_LIMIT {
+            let Ok(bytes) = log.read(pos, 1024 * 1024, true) else {
+                break;
+            };
+            let Ok(msgs) = convert::from_batches(bytes, pos, &at) else {
+                break;
+            };
+            if msgs.is_empty() {
+                break;
+            }
+            for m in msgs {
+                pos = m.queue_offset + 1;
+                if m.store_timestamp > h.end_timestamp {
+                    continue 'queues;
+                }
+                if key_matches(&m, &h.key, unique) {
+                    last_ts = last_ts.max(m.store_timestamp);
+                    encode_stored(&m, &mut body);
+                    found += 1;
+                    if found == max {
+                        break 'queues;
+                    }
+                }
+            }
+        }
+    }
+    if found == 0 {
+        return reply(
+            rs::QUERY_NOT_FOUND,
+            "can not find message, maybe time range not correct",
+        );
+    }
+    ok().with_ext("indexLastUpdateTimestamp", last_ts)
+        .with_ext("indexLastUpdatePhyoffset", 0)
+        .with_body(body.freeze())
+}

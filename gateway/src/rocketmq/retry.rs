@@ -1,0 +1,108 @@
+//! CONSUMER_SEND_MSG_BACK: a consumer gives a message back for a later retry. It goes to the
+//! group's `%RETRY%` topic after a delay that grows with the reconsume count (level 3 +
+//! count), or to the dead-letter topic `%DLQ%<group>` once `maxReconsumeTimes` is exceeded.
+
+use super::convert::Outgoing;
+use super::heartbeat::retry_topic;
+use super::query::read_by_commit_log_offset;
+use super::send::append;
+use super::{ok, reply, RocketMq};
+use codecs::rocketmq::codes::response as rs;
+use codecs::rocketmq::header::{ConsumerSendMsgBackHeader, CustomHeader};
+use codecs::rocketmq::message::{self as rmsg, property};
+use codecs::rocketmq::RemotingCommand;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use storage::StorageError;
+
+/// RocketMQ's default `maxReconsumeTimes`.
+const DEFAULT_MAX_RECONSUME: i32 = 16;
+/// Write-only permission of dead-letter topics, as RocketMQ creates them.
+const PERM_WRITE_ONLY: &str = "2";
+
+/// The group's dead-letter topic.
+pub(super) fn dlq_topic(group: &str) -> String {
+    format!("%DLQ%{group}")
+}
+
+fn ensure(rmq: &RocketMq, topic: &str, perm: Option<&str>) -> Result<(), String> {
+    let store = &rmq.broker.store;
+    if store.topic(topic).is_some() {
+        return Ok(());
+    }
+    match store.create_topic(topic, 1, 1, BTreeMap::new(), false) {
+        Ok(_) | Err(StorageError::TopicExists(_)) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    if let Some(p) = perm {
+        let mut attrs = BTreeMap::new();
+        attrs.insert("perm".to_string(), p.to_string());
+        store
+            .set_topic_attributes(topic, attrs)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+pub(super) async fn send_back(rmq: &Arc<RocketMq>, cmd: &RemotingCommand) -> RemotingCommand {
+    let h = match ConsumerSendMsgBackHeader::from_command(cmd) {
+        Ok(h) => h,
+        Err(e) => return reply(rs::SYSTEM_ERROR, e.to_string()),
+    };
+    let Some(orig) = read_by_commit_log_offset(rmq, h.offset) else {
+        return reply(
+            rs::SYSTEM_ERROR,
+            format!("look message by offset failed, {}", h.offset),
+        );
+    };
+    let mut props = orig.properties.clone();
+    if rmsg::get_property(&props, property::RETRY_TOPIC).is_none() {
+        rmsg::set_property(&mut props, property::RETRY_TOPIC, orig.topic.clone());
+    }
+    if let Some(id) = h.origin_msg_id.as_ref().filter(|s| !s.is_empty()) {
+        rmsg::set_property(&mut props, property::ORIGIN_MESSAGE_ID, id.clone());
+    }
+    rmsg::remove_property(&mut props, property::DELAY);
+    let reconsume = orig.reconsume_times + 1;
+    let max = h.max_reconsume_times.unwrap_or(DEFAULT_MAX_RECONSUME);
+    let msg = Outgoing {
+        body: orig.body,
+        flag: orig.flag,
+        sys_flag: orig.sys_flag,
+        born_timestamp: orig.born_timestamp,
+        born_host: orig.born_host,
+        reconsume_times: reconsume,
+        prepared_transaction_offset: 0,
+        properties: props,
+    };
+    if reconsume > max || h.delay_level < 0 {
+        let dlq = dlq_topic(&h.group);
+        if let Err(e) = ensure(rmq, &dlq, Some(PERM_WRITE_ONLY)) {
+            return reply(rs::SYSTEM_ERROR, e);
+        }
+        let log = match rmq.broker.store.partition(&dlq, 0) {
+            Ok(l) => l,
+            Err(e) => return reply(rs::SYSTEM_ERROR, e.to_string()),
+        };
+        tracing::info!(group = %h.group, topic = %orig.topic, reconsume, "message moved to the dead-letter topic");
+        return match append(&log, &[msg]).await {
+            Ok(_) => ok(),
+            Err(e) => reply(rs::SYSTEM_ERROR, e),
+        };
+    }
+    let retry = retry_topic(&h.group);
+    if let Err(e) = ensure(rmq, &retry, None) {
+        return reply(rs::SYSTEM_ERROR, e);
+    }
+    let level = if h.delay_level == 0 {
+        3 + reconsume
+    } else {
+        h.delay_level
+    };
+    let resp = super::delay::schedule(rmq, &retry, 0, level, vec![msg]).await;
+    if resp.code == rs::SUCCESS {
+        ok()
+    } else {
+        resp
+    }
+}
