@@ -924,3 +924,175 @@ impl JsonBody for TopicStatsTable {
         self.to_fastjson().into_bytes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn normalizes_fastjson() {
+        assert_eq!(
+            normalize_fastjson(r#"{"brokerAddrs":{0:"127.0.0.1:48831", 1 : "x"}}"#).unwrap(),
+            r#"{"brokerAddrs":{"0":"127.0.0.1:48831","1":"x"}}"#
+        );
+        assert_eq!(
+            normalize_fastjson(r#"{{"a":1}:{"b":2},[1,2]:3,}"#).unwrap(),
+            r#"{"{\"a\":1}":{"b":2},"[1,2]":3}"#
+        );
+        assert_eq!(
+            normalize_fastjson("{'k':'v\\u0001\\'',n:-1.5e3,t:true,x:bare}").unwrap(),
+            r#"{"k":"v\u0001'","n":-1.5e3,"t":true,"x":"bare"}"#
+        );
+        assert_eq!(normalize_fastjson("\"\\ud83d\\ude00\"").unwrap(), "\"😀\"");
+        for bad in [
+            "",
+            "{",
+            "[1,",
+            "{\"a\"}",
+            "{\"a\":1 \"b\":2}",
+            "\"abc",
+            "{}}",
+        ] {
+            assert!(normalize_fastjson(bad).is_err(), "{bad:?}");
+        }
+        let deep = "[".repeat(MAX_JSON_DEPTH + 10) + &"]".repeat(MAX_JSON_DEPTH + 10);
+        assert!(normalize_fastjson(&deep).is_err());
+        assert_eq!(quote_bare_keys("{1:2}"), "{\"1\":2}");
+    }
+
+    #[test]
+    fn cluster_info_from_fastjson() {
+        let text = r#"{"brokerAddrTable":{"broker-a":{"brokerAddrs":{0:"127.0.0.1:48831",10:"b",2:"c"},"brokerName":"broker-a","cluster":"DefaultCluster"}},"clusterAddrTable":{"DefaultCluster":["broker-a"]}}"#;
+        let c = ClusterInfo::decode(text.as_bytes()).unwrap();
+        let b = &c.broker_addr_table["broker-a"];
+        assert_eq!(b.master_addr(), Some("127.0.0.1:48831"));
+        let enc = String::from_utf8(c.encode()).unwrap();
+        assert!(
+            enc.contains(r#""brokerAddrs":{"0":"127.0.0.1:48831","2":"c","10":"b"}"#),
+            "{enc}"
+        );
+        assert_eq!(ClusterInfo::decode(enc.as_bytes()).unwrap(), c);
+    }
+
+    #[test]
+    fn route_shape() {
+        let mut r = TopicRouteData::default();
+        let mut b = BrokerData {
+            broker_name: "broker-a".into(),
+            cluster: "DefaultCluster".into(),
+            ..Default::default()
+        };
+        b.broker_addrs.insert("0".into(), "127.0.0.1:10911".into());
+        r.broker_datas.push(b);
+        r.queue_datas.push(QueueData {
+            broker_name: "broker-a".into(),
+            perm: 6,
+            read_queue_nums: 4,
+            topic_sys_flag: 0,
+            write_queue_nums: 4,
+        });
+        assert_eq!(
+            String::from_utf8(r.encode()).unwrap(),
+            r#"{"brokerDatas":[{"brokerAddrs":{"0":"127.0.0.1:10911"},"brokerName":"broker-a","cluster":"DefaultCluster","enableActingMaster":false}],"filterServerTable":{},"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":4,"topicSysFlag":0,"writeQueueNums":4}]}"#
+        );
+        // Nulls, missing and unknown fields are tolerated.
+        let r2 = TopicRouteData::decode(
+            br#"{"brokerDatas":null,"queueDatas":[{"brokerName":null,"perm":6,"x":[1]}],"orderTopicConf":"c"}"#,
+        )
+        .unwrap();
+        assert!(r2.broker_datas.is_empty());
+        assert_eq!(r2.queue_datas[0].perm, 6);
+        assert_eq!(r2.order_topic_conf.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn consume_stats_shape() {
+        let text = r#"{"consumeTps":1.0,"offsetTable":{{"brokerName":"broker-a","queueId":1,"topic":"t"}:{"brokerOffset":3,"consumerOffset":3,"lastTimestamp":17},{"brokerName":"broker-a","queueId":0,"topic":"t"}:{"brokerOffset":2,"consumerOffset":1,"lastTimestamp":18}}}"#;
+        let c = ConsumeStats::decode(text.as_bytes()).unwrap();
+        assert_eq!(c.offset_table.0[0].0.queue_id, 1);
+        assert_eq!(c.offset_table.0[1].1.consumer_offset, 1);
+        assert_eq!(c.to_fastjson(), text);
+        // String keys holding a queue's JSON are accepted too.
+        let alt = r#"{"consumeTps":0.5,"offsetTable":{"{\"brokerName\":\"b\",\"queueId\":2,\"topic\":\"t\"}":{"brokerOffset":1}}}"#;
+        let c = ConsumeStats::decode(alt.as_bytes()).unwrap();
+        assert_eq!(c.offset_table.0[0].0.broker_name, "b");
+        assert_eq!(c.consume_tps, 0.5);
+        let t = TopicStatsTable {
+            offset_table: MqMap(vec![(
+                MessageQueue {
+                    broker_name: "b".into(),
+                    queue_id: 0,
+                    topic: "t".into(),
+                },
+                TopicOffset {
+                    last_update_timestamp: 5,
+                    max_offset: 9,
+                    min_offset: 1,
+                },
+            )]),
+        };
+        let enc = t.encode();
+        assert_eq!(TopicStatsTable::decode(&enc).unwrap(), t);
+    }
+
+    #[test]
+    fn java_doubles() {
+        assert_eq!(java_double(1.0), "1.0");
+        assert_eq!(java_double(0.0), "0.0");
+        assert_eq!(java_double(12.5), "12.5");
+        assert_eq!(java_double(1e7), "1.0E7");
+        assert_eq!(java_double(1.5e-4), "1.5E-4");
+        assert_eq!(java_double(f64::NAN), "null");
+    }
+
+    #[test]
+    fn heartbeat_and_locks() {
+        let hb = br#"{"clientID":"127.0.0.1@c1","consumerDataSet":[{"consumeFromWhere":"CONSUME_FROM_FIRST_OFFSET","consumeType":"CONSUME_PASSIVELY","groupName":"g","messageModel":"CLUSTERING","subscriptionDataSet":[{"classFilterMode":false,"codeSet":[2598919,2598920],"expressionType":"TAG","subString":"TagA || TagB","subVersion":1,"tagsSet":["TagA","TagB"],"topic":"t"}],"unitMode":false}],"producerDataSet":[{"groupName":"CLIENT_INNER_PRODUCER"}]}"#;
+        let h = HeartbeatData::decode(hb).unwrap();
+        assert_eq!(
+            h.consumer_data_set[0].subscription_data_set[0].code_set,
+            [2598919, 2598920]
+        );
+        assert_eq!(h.encode(), hb.to_vec());
+        let l = LockBatchRequestBody::decode(br#"{"clientId":"c","consumerGroup":"g","mqSet":[{"brokerName":"b","queueId":1,"topic":"t"}],"onlyThisBroker":true}"#).unwrap();
+        assert!(l.only_this_broker);
+        assert_eq!(
+            l.mq_set[0].to_json(),
+            r#"{"brokerName":"b","queueId":1,"topic":"t"}"#
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn lenient_decoders_never_panic(s in any::<String>()) {
+            let _ = normalize_fastjson(&s);
+            let _ = ClusterInfo::decode(s.as_bytes());
+            let _ = ConsumeStats::decode(s.as_bytes());
+        }
+
+        #[test]
+        fn lenient_decoders_never_panic_on_jsonish(s in "[{}\\[\\]:,\"'a0-9 \\\\u]{0,64}") {
+            let _ = normalize_fastjson(&s);
+            let _ = TopicRouteData::decode(s.as_bytes());
+            let _ = ConsumeStats::decode(s.as_bytes());
+        }
+
+        #[test]
+        fn consume_stats_round_trip(entries in proptest::collection::vec(
+            ("[a-z\"\\\\-]{1,6}", any::<i32>(), "[a-z%]{1,6}", any::<i64>(), any::<i64>(), any::<i64>()), 0..5),
+            tps in -1e9f64..1e9,
+        ) {
+            let c = ConsumeStats {
+                consume_tps: tps,
+                offset_table: MqMap(entries.into_iter().map(|(b, q, t, x, y, z)| (
+                    MessageQueue { broker_name: b, queue_id: q, topic: t },
+                    OffsetWrapper { broker_offset: x, consumer_offset: y, last_timestamp: z },
+                )).collect()),
+            };
+            let back = ConsumeStats::decode(&c.encode()).unwrap();
+            prop_assert_eq!(back.offset_table, c.offset_table);
+            prop_assert!((back.consume_tps - c.consume_tps).abs() <= c.consume_tps.abs() * 1e-12);
+        }
+    }
+}

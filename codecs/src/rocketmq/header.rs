@@ -650,3 +650,140 @@ ext_header! {
         jstack_enable: bool = ["jstackEnable"] or false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ext(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn send_header_v1_and_v2_names() {
+        let v2 = ext(&[
+            ("a", "pg"),
+            ("b", "t"),
+            ("c", "TBW102"),
+            ("d", "4"),
+            ("e", "2"),
+            ("f", "0"),
+            ("g", "1795290740477"),
+            ("h", "0"),
+            ("i", "KEYS\u{1}k\u{2}TAGS\u{1}TagA"),
+            ("j", "0"),
+            ("k", "false"),
+            ("m", "false"),
+        ]);
+        let h = SendMessageHeader::parse(&v2).unwrap();
+        assert_eq!(h.producer_group, "pg");
+        assert_eq!(h.topic, "t");
+        assert_eq!(h.queue_id, 2);
+        assert_eq!(h.born_timestamp, 1_795_290_740_477);
+        assert_eq!(h.reconsume_times, Some(0));
+        assert_eq!(h.max_reconsume_times, None);
+        assert!(!h.batch && !h.unit_mode);
+        assert_eq!(h.properties().len(), 2);
+        assert_eq!(h.to_ext_v2(), v2);
+        let v1 = h.into_ext();
+        assert_eq!(v1.get("producerGroup").map(String::as_str), Some("pg"));
+        assert_eq!(SendMessageHeader::parse(&v1).unwrap(), h);
+    }
+
+    #[test]
+    fn required_and_lenient_fields() {
+        assert_eq!(
+            PullMessageHeader::parse(&ext(&[("topic", "t")])),
+            Err(RocketMqError::MissingField("consumerGroup"))
+        );
+        assert!(matches!(
+            QueryConsumerOffsetHeader::parse(&ext(&[
+                ("consumerGroup", "g"),
+                ("topic", "t"),
+                ("queueId", "x")
+            ])),
+            Err(RocketMqError::InvalidField {
+                field: "queueId",
+                ..
+            })
+        ));
+        let h = PullMessageHeader::parse(&ext(&[
+            ("consumerGroup", "g"),
+            ("topic", "t"),
+            ("queueId", " 3 "),
+            ("queueOffset", "+10"),
+            ("maxMsgNums", "oops"),
+            ("sysFlag", "2.0"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (h.queue_id, h.queue_offset, h.max_msg_nums, h.sys_flag),
+            (3, 10, 32, 2)
+        );
+        assert_eq!(h.subscription, None);
+        // i32 overflow is invalid rather than wrapped.
+        assert!(
+            GetMinMaxOffsetHeader::parse(&ext(&[("topic", "t"), ("queueId", "4294967296")]))
+                .is_err()
+        );
+        let e = EndTransactionHeader::parse(&ext(&[
+            ("producerGroup", "p"),
+            ("commitLogOffset", "1"),
+            ("commitOrRollback", "8"),
+            ("fromTransactionCheck", "TRUE"),
+        ]))
+        .unwrap();
+        assert!(e.from_transaction_check);
+        assert_eq!(e.transaction_id, None);
+        assert!(!e.into_ext().contains_key("transactionId"));
+    }
+
+    #[test]
+    fn response_builders() {
+        let h = SendMessageResponseHeader {
+            msg_id: "7F0000010000BEBF0000000000000000".into(),
+            queue_id: 2,
+            queue_offset: 0,
+            transaction_id: None,
+        };
+        let m = h.to_ext_with_region("DefaultRegion", true);
+        assert_eq!(m.len(), 5);
+        assert_eq!(m["TRACE_ON"], "true");
+        let p = PullMessageResponseHeader {
+            suggest_which_broker_id: 0,
+            next_begin_offset: 1,
+            min_offset: 0,
+            max_offset: 1,
+        };
+        let m = p.to_ext();
+        assert_eq!(m["nextBeginOffset"], "1");
+        assert_eq!(m["suggestWhichBrokerId"], "0");
+        assert_eq!(PullMessageResponseHeader::from_ext(&m).unwrap(), p);
+        assert!(unique_key_query(&ext(&[(UNIQUE_MSG_QUERY_FLAG, "true")])));
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_ext_never_panics(m in proptest::collection::hash_map(
+            proptest::sample::select(vec!["a", "b", "e", "topic", "queueId", "consumerGroup", "queueOffset", "offset", "commitLogOffset", "commitOrRollback", "producerGroup"]).prop_map(str::to_string),
+            any::<String>(),
+            0..10,
+        )) {
+            let _ = SendMessageHeader::parse(&m);
+            let _ = PullMessageHeader::parse(&m);
+            let _ = ViewMessageHeader::parse(&m);
+            let _ = EndTransactionHeader::parse(&m);
+            let _ = ConsumerSendMsgBackHeader::parse(&m);
+        }
+
+        #[test]
+        fn typed_header_round_trip(group in "[a-z%]{1,8}", topic in "[a-z]{1,8}", q in any::<i32>(), off in any::<i64>()) {
+            let h = UpdateConsumerOffsetHeader { consumer_group: group, topic, queue_id: q, commit_offset: off };
+            prop_assert_eq!(UpdateConsumerOffsetHeader::parse(&h.into_ext()).unwrap(), h);
+        }
+    }
+}

@@ -674,3 +674,306 @@ pub fn encode_batch(entries: &[BatchEntry]) -> Bytes {
     }
     out.freeze()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn p(k: &str, v: &str) -> (String, String) {
+        (k.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn properties_round_trip_and_leniency() {
+        let props = vec![p("KEYS", "k0"), p("TAGS", "TagA")];
+        let s = encode_properties(&props);
+        assert_eq!(s, "KEYS\u{1}k0\u{2}TAGS\u{1}TagA");
+        assert_eq!(decode_properties(&s), props);
+        // Trailing separator (older Java clients), empty items, malformed items.
+        assert_eq!(
+            decode_properties("KEYS\u{1}k0\u{2}TAGS\u{1}TagA\u{2}"),
+            props
+        );
+        assert_eq!(
+            decode_properties("\u{2}\u{2}KEYS\u{1}k0\u{2}junk\u{2}a\u{1}b\u{1}c\u{2}TAGS\u{1}TagA"),
+            props
+        );
+        assert!(decode_properties("").is_empty());
+        assert_eq!(encode_properties(&[]), "");
+    }
+
+    #[test]
+    fn property_helpers() {
+        let mut props = vec![p("A", "1"), p("B", "2"), p("A", "3")];
+        assert_eq!(get_property(&props, "A"), Some("3"));
+        set_property(&mut props, "A", "4");
+        assert_eq!(props, vec![p("A", "4"), p("B", "2")]);
+        set_property(&mut props, "C", "5");
+        assert_eq!(remove_property(&mut props, "B"), Some("2".into()));
+        assert_eq!(props, vec![p("A", "4"), p("C", "5")]);
+        assert_eq!(properties_map(&props).len(), 2);
+        // The broker's stored order for a captured message (Java HashMap order).
+        // UNIQ_KEY and CLUSTER share a bucket: their relative (insertion) order is kept.
+        let mut props = vec![
+            p("TAGS", "TagA"),
+            p("UNIQ_KEY", "X"),
+            p("CLUSTER", "DefaultCluster"),
+            p("KEYS", "k"),
+        ];
+        sort_properties_java(&mut props);
+        let names: Vec<&str> = props.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["KEYS", "UNIQ_KEY", "CLUSTER", "TAGS"]);
+    }
+
+    #[test]
+    fn offset_msg_ids() {
+        let addr: SocketAddr = "127.0.0.1:48831".parse().unwrap();
+        assert_eq!(offset_msg_id(addr, 0), "7F0000010000BEBF0000000000000000");
+        assert_eq!(
+            decode_offset_msg_id("7F0000010000BEBF00000000000B71C4").unwrap(),
+            (addr, 750_020)
+        );
+        assert_eq!(
+            decode_offset_msg_id("7f0000010000bebf00000000000b71c4").unwrap(),
+            (addr, 750_020)
+        );
+        let v6: SocketAddr = "[fd00::2]:10911".parse().unwrap();
+        let id = offset_msg_id(v6, 1 << 40);
+        assert_eq!(id.len(), 56);
+        assert_eq!(decode_offset_msg_id(&id).unwrap(), (v6, 1 << 40));
+        for bad in [
+            "",
+            "7F",
+            "ZZ0000010000BEBF0000000000000000",
+            "7F0000010000BEBF000000000000000",
+            "7F000001FFFFFFFF0000000000000000",
+            "é",
+        ] {
+            assert!(decode_offset_msg_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn sample(v6: bool) -> StoredMessage {
+        let (born, store): (SocketAddr, SocketAddr) = if v6 {
+            (
+                "[fd00::1]:41078".parse().unwrap(),
+                "[::1]:48831".parse().unwrap(),
+            )
+        } else {
+            (
+                "127.0.0.1:41078".parse().unwrap(),
+                "127.0.0.1:48831".parse().unwrap(),
+            )
+        };
+        StoredMessage {
+            queue_id: 1,
+            flag: 0,
+            queue_offset: 5,
+            commit_log_offset: 684,
+            sys_flag: if v6 {
+                sys_flag::BORNHOST_V6_FLAG | sys_flag::STOREHOSTADDRESS_V6_FLAG
+            } else {
+                0
+            },
+            born_timestamp: 1_795_290_740_531,
+            born_host: born,
+            store_timestamp: 1_795_290_740_534,
+            store_host: store,
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+            body: Bytes::from_static(b"rj02-3"),
+            topic: "jrj02_topic_golden".into(),
+            properties: vec![p("KEYS", "k3"), p("TAGS", "TagB")],
+        }
+    }
+
+    #[test]
+    fn stored_round_trip_v4_and_v6() {
+        for v6 in [false, true] {
+            let m = sample(v6);
+            let mut out = BytesMut::new();
+            encode_stored(&m, &mut out);
+            encode_stored(&m, &mut out);
+            assert_eq!(out.len(), 2 * m.encoded_len());
+            let back = decode_stored(out.freeze()).unwrap();
+            assert_eq!(back, vec![m.clone(), m.clone()]);
+            assert!(!back[0].is_compressed());
+            assert_eq!(back[0].property("TAGS"), Some("TagB"));
+            assert_eq!(
+                back[0].body_crc(),
+                (crc32fast::hash(b"rj02-3") & 0x7FFF_FFFF) as i32
+            );
+        }
+    }
+
+    #[test]
+    fn encode_stored_sets_v6_flags_from_addresses() {
+        let mut m = sample(true);
+        m.sys_flag = sys_flag::COMPRESSED_FLAG;
+        let mut out = BytesMut::new();
+        encode_stored(&m, &mut out);
+        let back = decode_stored(out.freeze()).unwrap();
+        assert_eq!(
+            back[0].sys_flag,
+            sys_flag::COMPRESSED_FLAG
+                | sys_flag::BORNHOST_V6_FLAG
+                | sys_flag::STOREHOSTADDRESS_V6_FLAG
+        );
+        assert!(back[0].is_compressed());
+        assert_eq!(back[0].store_host, m.store_host);
+    }
+
+    #[test]
+    fn decode_stored_errors() {
+        let mut out = BytesMut::new();
+        encode_stored(&sample(false), &mut out);
+        let good = out.freeze();
+        // Truncated anywhere.
+        for n in 1..good.len() {
+            assert!(decode_stored(good.slice(..n)).is_err(), "{n}");
+        }
+        // Bad magic.
+        let mut bad = good.to_vec();
+        bad[4] = 0;
+        assert!(matches!(
+            decode_stored(Bytes::from(bad)),
+            Err(RocketMqError::BadMagic(_))
+        ));
+        // Body length beyond totalSize.
+        let mut bad = good.to_vec();
+        let body_len_at = 4 + 4 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 8 + 8 + 4 + 8;
+        bad[body_len_at..body_len_at + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert!(decode_stored(Bytes::from(bad)).is_err());
+        assert!(decode_stored(Bytes::new()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn batch_layout() {
+        // Java MessageDecoder.encodeMessage: totalSize, magic 0, crc 0, flag, bodyLen, body,
+        // short propertiesLength, properties.
+        let props = "KEYS\u{1}a\u{2}WAIT\u{1}true";
+        let mut java = Vec::new();
+        let total = 20 + 3 + 2 + props.len();
+        java.extend_from_slice(&(total as i32).to_be_bytes());
+        java.extend_from_slice(&[0; 8]);
+        java.extend_from_slice(&7i32.to_be_bytes());
+        java.extend_from_slice(&3i32.to_be_bytes());
+        java.extend_from_slice(b"abc");
+        java.extend_from_slice(&(props.len() as i16).to_be_bytes());
+        java.extend_from_slice(props.as_bytes());
+        let entry = BatchEntry {
+            flag: 7,
+            body: Bytes::from_static(b"abc"),
+            properties: vec![p("KEYS", "a"), p("WAIT", "true")],
+        };
+        let mut two = java.clone();
+        two.extend_from_slice(&java);
+        assert_eq!(
+            decode_batch(Bytes::from(two.clone())).unwrap(),
+            vec![entry.clone(), entry.clone()]
+        );
+        assert_eq!(
+            encode_batch(&[entry.clone(), entry]).as_ref(),
+            two.as_slice()
+        );
+        for n in 1..java.len() {
+            assert!(
+                decode_batch(Bytes::copy_from_slice(&java[..n])).is_err(),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn sys_flag_helpers() {
+        assert_eq!(
+            sys_flag::transaction_value(4 | 1),
+            sys_flag::TRANSACTION_PREPARED_TYPE
+        );
+        assert_eq!(
+            sys_flag::reset_transaction_value(4 | 1, sys_flag::TRANSACTION_COMMIT_TYPE),
+            8 | 1
+        );
+        assert!(pull_sys_flag::has_suspend(22) && pull_sys_flag::has_subscription(22));
+        assert!(!pull_sys_flag::has_commit_offset(22) && !pull_sys_flag::has_class_filter(22));
+    }
+
+    fn arb_addr() -> impl Strategy<Value = SocketAddr> {
+        prop_oneof![
+            (any::<[u8; 4]>(), any::<u16>())
+                .prop_map(|(ip, port)| SocketAddr::new(IpAddr::from(ip), port)),
+            (any::<[u8; 16]>(), any::<u16>())
+                .prop_map(|(ip, port)| SocketAddr::new(IpAddr::from(ip), port)),
+        ]
+    }
+
+    fn arb_prop() -> impl Strategy<Value = (String, String)> {
+        ("[A-Z_]{1,10}", "[ -~]{1,12}")
+    }
+
+    proptest! {
+        #[test]
+        fn stored_decoders_never_panic(b in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode_stored(Bytes::from(b.clone()));
+            let _ = decode_batch(Bytes::from(b));
+        }
+
+        #[test]
+        fn stored_decode_never_panics_on_corrupted_messages(idx in 0usize..200, val in any::<u8>()) {
+            let mut out = BytesMut::new();
+            encode_stored(&sample(true), &mut out);
+            let mut v = out.to_vec();
+            let i = idx % v.len();
+            v[i] = val;
+            let _ = decode_stored(Bytes::from(v));
+        }
+
+        #[test]
+        fn stored_round_trip(
+            born in arb_addr(), store in arb_addr(),
+            queue_id in any::<i32>(), flag in any::<i32>(), queue_offset in any::<i64>(),
+            commit_log_offset in any::<i64>(), sys in any::<i32>(), ts in any::<i64>(),
+            body in proptest::collection::vec(any::<u8>(), 0..64),
+            topic in "[a-zA-Z0-9%_-]{1,64}",
+            props in proptest::collection::vec(arb_prop(), 0..6),
+        ) {
+            let mut sys = sys & !(sys_flag::BORNHOST_V6_FLAG | sys_flag::STOREHOSTADDRESS_V6_FLAG);
+            if born.is_ipv6() { sys |= sys_flag::BORNHOST_V6_FLAG; }
+            if store.is_ipv6() { sys |= sys_flag::STOREHOSTADDRESS_V6_FLAG; }
+            let m = StoredMessage {
+                queue_id, flag, queue_offset, commit_log_offset, sys_flag: sys,
+                born_timestamp: ts, born_host: born, store_timestamp: ts ^ 1, store_host: store,
+                reconsume_times: flag ^ 3, prepared_transaction_offset: queue_offset ^ 5,
+                body: Bytes::from(body), topic, properties: props,
+            };
+            let mut out = BytesMut::new();
+            encode_stored(&m, &mut out);
+            prop_assert_eq!(out.len(), m.encoded_len());
+            prop_assert_eq!(decode_stored(out.freeze()).unwrap(), vec![m.clone()]);
+            prop_assert_eq!(decode_offset_msg_id(&m.offset_msg_id()).unwrap(), (store, commit_log_offset));
+        }
+
+        #[test]
+        fn properties_round_trip(props in proptest::collection::vec(arb_prop(), 0..8)) {
+            prop_assert_eq!(decode_properties(&encode_properties(&props)), props);
+        }
+
+        #[test]
+        fn batch_round_trip(entries in proptest::collection::vec(
+            (any::<i32>(), proptest::collection::vec(any::<u8>(), 0..32), proptest::collection::vec(arb_prop(), 0..4)),
+            0..5,
+        )) {
+            let entries: Vec<BatchEntry> = entries
+                .into_iter()
+                .map(|(flag, body, properties)| BatchEntry { flag, body: Bytes::from(body), properties })
+                .collect();
+            prop_assert_eq!(decode_batch(encode_batch(&entries)).unwrap(), entries);
+        }
+
+        #[test]
+        fn msg_id_decoder_never_panics(s in any::<String>()) {
+            let _ = decode_offset_msg_id(&s);
+        }
+    }
+}
