@@ -227,13 +227,15 @@ impl Clients {
             .collect()
     }
 
-    /// The group's subscription to a topic (any member's; members of a group share one).
+    /// The group's subscription to a topic: the newest version any member reported, as
+    /// RocketMQ keeps one subscription table per group.
     pub(crate) fn subscription(&self, group: &str, topic: &str) -> Option<Subscription> {
-        self.state
-            .lock()
-            .consumers
-            .get(group)
-            .and_then(|m| m.values().find_map(|c| c.subscriptions.get(topic).cloned()))
+        self.state.lock().consumers.get(group).and_then(|m| {
+            m.values()
+                .filter_map(|c| c.subscriptions.get(topic))
+                .max_by_key(|s| s.sub_version)
+                .cloned()
+        })
     }
 
     /// Connections of a consumer group's members.

@@ -92,6 +92,7 @@ pub(super) async fn schedule(
             .unwrap_or(now);
         (ABSOLUTE_QUEUE, at)
     };
+    tracing::debug!(%topic, queue_id, level, due_in_ms = due - now, "scheduling delayed delivery");
     for m in &mut msgs {
         rmsg::set_property(&mut m.properties, property::REAL_TOPIC, topic.to_string());
         rmsg::set_property(&mut m.properties, property::REAL_QID, queue_id.to_string());
@@ -196,6 +197,12 @@ async fn tick(rmq: &Arc<RocketMq>, delivered_absolute: &mut HashSet<i64>) -> Opt
                 let due = due_at(&m);
                 let done = queue == ABSOLUTE_QUEUE && delivered_absolute.contains(&off);
                 if !done && due <= now {
+                    tracing::debug!(
+                        queue,
+                        offset = off,
+                        late_ms = now - due,
+                        "delivering delayed message"
+                    );
                     if let Err(e) = deliver(rmq, m).await {
                         tracing::error!(error = %e, "delayed delivery failed; will retry");
                         stop = true;

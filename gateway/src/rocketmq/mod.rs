@@ -292,6 +292,7 @@ async fn handle(
     cmd: RemotingCommand,
 ) -> RemotingCommand {
     let code = cmd.code;
+    tracing::debug!(peer = %conn.peer, role = role.label(), code, name = rmq::codes::request_name(code), ext = ?cmd.ext_fields, "request");
     let resp = match code {
         rq::GET_ROUTEINFO_BY_TOPIC => namesrv::route(rmq, &cmd),
         rq::GET_BROKER_CLUSTER_INFO => namesrv::cluster_info(rmq),

@@ -1,6 +1,7 @@
 //! CONSUMER_SEND_MSG_BACK: a consumer gives a message back for a later retry. It goes to the
-//! group's `%RETRY%` topic after a delay that grows with the reconsume count (level 3 +
-//! count), or to the dead-letter topic `%DLQ%<group>` once `maxReconsumeTimes` is exceeded.
+//! group's `%RETRY%` topic after a delay that grows with the times it was already retried
+//! (level 3 + that count), or to the dead-letter topic `%DLQ%<group>` (read-write, as
+//! RocketMQ 4.9 creates it) once it has been retried `maxReconsumeTimes` times.
 
 use super::convert::Outgoing;
 use super::heartbeat::retry_topic;
@@ -10,22 +11,20 @@ use super::{ok, reply, RocketMq};
 use codecs::rocketmq::codes::response as rs;
 use codecs::rocketmq::header::{ConsumerSendMsgBackHeader, CustomHeader};
 use codecs::rocketmq::message::{self as rmsg, property};
-use codecs::rocketmq::RemotingCommand;
+use codecs::rocketmq::{offset_msg_id, RemotingCommand};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use storage::StorageError;
 
 /// RocketMQ's default `maxReconsumeTimes`.
 const DEFAULT_MAX_RECONSUME: i32 = 16;
-/// Write-only permission of dead-letter topics, as RocketMQ creates them.
-const PERM_WRITE_ONLY: &str = "2";
 
 /// The group's dead-letter topic.
 pub(super) fn dlq_topic(group: &str) -> String {
     format!("%DLQ%{group}")
 }
 
-fn ensure(rmq: &RocketMq, topic: &str, perm: Option<&str>) -> Result<(), String> {
+fn ensure(rmq: &RocketMq, topic: &str) -> Result<(), String> {
     let store = &rmq.broker.store;
     if store.topic(topic).is_some() {
         return Ok(());
@@ -33,13 +32,6 @@ fn ensure(rmq: &RocketMq, topic: &str, perm: Option<&str>) -> Result<(), String>
     match store.create_topic(topic, 1, 1, BTreeMap::new(), false) {
         Ok(_) | Err(StorageError::TopicExists(_)) => {}
         Err(e) => return Err(e.to_string()),
-    }
-    if let Some(p) = perm {
-        let mut attrs = BTreeMap::new();
-        attrs.insert("perm".to_string(), p.to_string());
-        store
-            .set_topic_attributes(topic, attrs)
-            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -59,11 +51,14 @@ pub(super) async fn send_back(rmq: &Arc<RocketMq>, cmd: &RemotingCommand) -> Rem
     if rmsg::get_property(&props, property::RETRY_TOPIC).is_none() {
         rmsg::set_property(&mut props, property::RETRY_TOPIC, orig.topic.clone());
     }
-    if let Some(id) = h.origin_msg_id.as_ref().filter(|s| !s.is_empty()) {
-        rmsg::set_property(&mut props, property::ORIGIN_MESSAGE_ID, id.clone());
+    // The first send-back records the original's id; later ones keep it (RocketMQ 4.9).
+    if rmsg::get_property(&props, property::ORIGIN_MESSAGE_ID).is_none_or(str::is_empty) {
+        let id = offset_msg_id(rmq.broker_addr, h.offset);
+        rmsg::set_property(&mut props, property::ORIGIN_MESSAGE_ID, id);
     }
     rmsg::remove_property(&mut props, property::DELAY);
-    let reconsume = orig.reconsume_times + 1;
+    let tried = orig.reconsume_times;
+    let reconsume = tried + 1;
     let max = h.max_reconsume_times.unwrap_or(DEFAULT_MAX_RECONSUME);
     let msg = Outgoing {
         body: orig.body,
@@ -75,9 +70,9 @@ pub(super) async fn send_back(rmq: &Arc<RocketMq>, cmd: &RemotingCommand) -> Rem
         prepared_transaction_offset: 0,
         properties: props,
     };
-    if reconsume > max || h.delay_level < 0 {
+    if tried >= max || h.delay_level < 0 {
         let dlq = dlq_topic(&h.group);
-        if let Err(e) = ensure(rmq, &dlq, Some(PERM_WRITE_ONLY)) {
+        if let Err(e) = ensure(rmq, &dlq) {
             return reply(rs::SYSTEM_ERROR, e);
         }
         let log = match rmq.broker.store.partition(&dlq, 0) {
@@ -91,11 +86,11 @@ pub(super) async fn send_back(rmq: &Arc<RocketMq>, cmd: &RemotingCommand) -> Rem
         };
     }
     let retry = retry_topic(&h.group);
-    if let Err(e) = ensure(rmq, &retry, None) {
+    if let Err(e) = ensure(rmq, &retry) {
         return reply(rs::SYSTEM_ERROR, e);
     }
     let level = if h.delay_level == 0 {
-        3 + reconsume
+        3 + tried
     } else {
         h.delay_level
     };
