@@ -7,6 +7,7 @@
 
 mod kafka;
 mod report;
+mod rocketmq;
 
 use clap::{Parser, Subcommand};
 
@@ -24,10 +25,13 @@ struct Cli {
 enum Cmd {
     /// Kafka protocol workload (librdkafka producers and consumers).
     Kafka(kafka::Args),
+    /// RocketMQ protocol workload (rocketmq-client-rust sync senders and a push consumer).
+    Rocketmq(rocketmq::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Kafka(a) => kafka::run(a),
+        Cmd::Rocketmq(a) => rocketmq::run(a),
     }
 }
