@@ -123,9 +123,12 @@ impl Store {
         Ok(store)
     }
 
-    /// The smallest code above every existing topic's. Caller holds meta_lock.
+    /// The smallest code no live topic uses, so codes stay as small as the topic count
+    /// (RocketMQ ids pack them into a few bits). Caller holds meta_lock.
     fn next_code(&self) -> u32 {
-        self.topics.iter().map(|t| t.meta.code).max().unwrap_or(0) + 1
+        let used: std::collections::HashSet<u32> =
+            self.topics.iter().map(|t| t.meta.code).collect();
+        (1..).find(|c| !used.contains(c)).unwrap_or(u32::MAX)
     }
 
     fn meta_path(&self) -> PathBuf {

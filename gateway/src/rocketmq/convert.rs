@@ -9,8 +9,8 @@
 //!
 //! Commit-log offsets do not exist in a per-partition log; one is synthesized from the topic's
 //! numeric code, the queue and the queue offset, so offset message ids and transaction
-//! references resolve back to exactly one record: `code (19 bits) | queue (11 bits) |
-//! offset (34 bits)`.
+//! references resolve back to exactly one record: `code (18 bits) | queue (11 bits) |
+//! offset (34 bits)`, 63 bits so the value stays a non-negative long.
 
 use bytes::{Bytes, BytesMut};
 use codecs::rocketmq::message::{self as rmsg, StoredMessage};
@@ -28,7 +28,7 @@ const H_PREPARED: &str = "__rmq.preparedTransactionOffset";
 
 const OFFSET_BITS: u32 = 34;
 const QUEUE_BITS: u32 = 11;
-const CODE_BITS: u32 = 19;
+const CODE_BITS: u32 = 18;
 
 /// A message as a RocketMQ producer sent it.
 #[derive(Debug, Clone)]
@@ -228,7 +228,7 @@ mod tests {
         for (c, q, o) in [
             (1u32, 0i32, 0i64),
             (7, 3, 123_456),
-            ((1 << 19) - 1, 2047, (1 << 34) - 1),
+            ((1 << 18) - 1, 2047, (1 << 34) - 1),
         ] {
             let v = commit_log_offset(c, q, o);
             assert!(v >= 0);
