@@ -2032,3 +2032,158 @@ async fn malformed_frames_leave_server_serving() {
     p.shutdown().await;
     assert!(s.is_running());
 }
+
+/// Delayed messages are kept in the log: a level-3 (10 s) message and one with an absolute
+/// `__STARTDELIVERTIME` 6 s ahead, both acknowledged, then the server is SIGKILLed at once.
+/// After the restart each is delivered exactly once, and no earlier than it was due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_messages_survive_a_kill9_restart() {
+    let (_d, mut s) = start(&[]);
+    let topic = unique("rmq_delay_restart");
+    create_topic(&s.namesrv, &s.broker, &topic, 4).await;
+    let mut p = producer(&s.namesrv).await;
+    let sent_at = now_ms();
+    let level3 = Message::builder()
+        .topic(topic.as_str())
+        .tags("L3")
+        .body_slice(b"level-3")
+        .delay_level(3)
+        .build_unchecked();
+    ok_result(
+        within("level-3 send", 15, p.send_with_timeout(level3, 5_000)).await,
+        "level-3",
+    );
+    let due = (sent_at + 6_000).to_string();
+    let absolute = msg_with_props(
+        &topic,
+        "Abs",
+        &[],
+        "absolute",
+        &[("__STARTDELIVERTIME", &due)],
+    );
+    ok_result(
+        within("absolute send", 15, p.send_with_timeout(absolute, 5_000)).await,
+        "absolute",
+    );
+    p.shutdown().await;
+    s.restart();
+
+    let inbox = Inbox::new();
+    let mut c = start_consumer(
+        consumer_builder(&s.namesrv, &unique("cg")),
+        &topic,
+        "*",
+        &inbox,
+        "c",
+    )
+    .await;
+    inbox
+        .wait_len("both delayed messages", 2, Duration::from_secs(45))
+        .await;
+    // Nothing else arrives (each is delivered once).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = inbox.snapshot();
+    c.shutdown().await;
+    let waited: BTreeMap<String, i64> = got
+        .iter()
+        .map(|g| (g.body_str().to_string(), g.at_ms as i64 - sent_at as i64))
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        waited.keys().cloned().collect::<Vec<_>>(),
+        vec!["absolute".to_string(), "level-3".to_string()]
+    );
+    assert!(
+        waited["level-3"] >= 10_000,
+        "level 3 after {} ms",
+        waited["level-3"]
+    );
+    assert!(
+        waited["absolute"] >= 6_000,
+        "absolute after {} ms",
+        waited["absolute"]
+    );
+}
+
+/// A half message whose local transaction is still unknown survives a SIGKILL of the server:
+/// after the restart the broker checks it back with a new producer of the same group, and the
+/// committed message is delivered exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unresolved_transaction_survives_a_kill9_restart() {
+    let sets = [
+        "rocketmq.transaction.check.interval.ms=1000",
+        "rocketmq.transaction.timeout.ms=3000",
+    ];
+    let (_d, mut s) = start(&sets);
+    let topic = unique("rmq_tx_restart");
+    create_topic(&s.namesrv, &s.broker, &topic, 4).await;
+    let group = unique("txpg");
+    let tx_producer = |namesrv: &str, listener: TxListener| {
+        TransactionMQProducer::builder(client_runtime("txproducer"))
+            .client_config(client_config(namesrv))
+            .producer_group(group.clone())
+            .send_msg_timeout(5_000)
+            .transaction_listener(listener)
+            .build()
+    };
+    let before = TxListener::default();
+    let mut tp = tx_producer(&s.namesrv, before.clone());
+    within("tx producer start", 30, tp.start())
+        .await
+        .expect("tx producer start");
+    let body = "tx-unknown-then-commit";
+    within(
+        "send_message_in_transaction",
+        20,
+        tp.send_message_in_transaction(msg(&topic, "Tx", &[body], body), Some(())),
+    )
+    .await
+    .expect("half message sent");
+    // Killed well inside the 3 s transaction timeout: nobody was asked yet.
+    s.restart();
+    tp.shutdown().await;
+    assert!(before.checked.lock().expect("lock").is_empty());
+
+    // The producer application comes back and produces again; only a producer that has
+    // published knows the broker and heartbeats to it, so only then can it be checked back
+    // (the same holds with Apache RocketMQ).
+    let after = TxListener::default();
+    let mut tp = tx_producer(&s.namesrv, after.clone());
+    within("tx producer start", 30, tp.start())
+        .await
+        .expect("tx producer start");
+    within(
+        "second transaction",
+        20,
+        tp.send_message_in_transaction(msg(&topic, "Tx", &["tx-commit"], "tx-commit"), Some(())),
+    )
+    .await
+    .expect("second transaction sent");
+    let inbox = Inbox::new();
+    let mut c = start_consumer(
+        consumer_builder(&s.namesrv, &unique("cg")),
+        &topic,
+        "*",
+        &inbox,
+        "c",
+    )
+    .await;
+    inbox
+        .wait_len("both committed messages", 2, Duration::from_secs(45))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = inbox.snapshot();
+    c.shutdown().await;
+    tp.shutdown().await;
+    let mut bodies: Vec<String> = got.iter().map(|g| g.body_str().to_string()).collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        vec!["tx-commit".to_string(), body.to_string()],
+        "{got:?}"
+    );
+    assert_eq!(
+        after.checked.lock().expect("lock").as_slice(),
+        [body.to_string()]
+    );
+}

@@ -256,6 +256,10 @@ async fn connection(
                 metrics::histogram!("rocketmq_request_duration_seconds", "code" => name)
                     .record(started.elapsed().as_secs_f64());
                 if oneway {
+                    // Nobody hears a oneway request's answer: an error must at least be logged.
+                    if resp.code != rs::SUCCESS {
+                        tracing::warn!(peer = %conn.peer, code, name, response = resp.code, remark = ?resp.remark, "oneway request failed");
+                    }
                     return;
                 }
                 if resp.code != rs::SUCCESS {

@@ -301,8 +301,10 @@ async fn check_pass(rmq: &Arc<RocketMq>, timeout_ms: i64) {
                 .unwrap_or("")
                 .to_string();
             let Some(conn) = rmq.clients.producer_conn(&group) else {
+                tracing::debug!(half_offset = off, %group, "no live producer to check a transaction with");
                 continue;
             };
+            tracing::debug!(half_offset = off, %group, peer = %conn.peer, times, "checking back a transaction");
             // The check carries the message as it will look in its real queue.
             let real_topic = rmsg::get_property(&m.properties, property::REAL_TOPIC)
                 .unwrap_or("")
