@@ -2187,3 +2187,90 @@ async fn unresolved_transaction_survives_a_kill9_restart() {
         [body.to_string()]
     );
 }
+
+/// The name server's KV config through the admin client: put, get, survive a SIGKILL of the
+/// server, delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_config_is_kept_across_a_kill9_restart() {
+    let (_d, mut s) = start(&[]);
+    let a = admin(&s.namesrv).await;
+    let ns = CheetahString::from("ORDER_TOPIC_CONFIG");
+    let key = CheetahString::from(unique("kv").as_str());
+    a.put_kv_config(ns.clone(), key.clone(), CheetahString::from("broker-1:4"))
+        .await;
+    let got = within("get kv", 15, a.get_kv_config(ns.clone(), key.clone()))
+        .await
+        .expect("kv present");
+    assert_eq!(got.as_str(), "broker-1:4");
+    s.restart();
+    let a = admin(&s.namesrv).await;
+    let got = within(
+        "get kv after restart",
+        15,
+        a.get_kv_config(ns.clone(), key.clone()),
+    )
+    .await
+    .expect("kv kept");
+    assert_eq!(got.as_str(), "broker-1:4");
+    within("delete kv", 15, a.delete_kv_config(ns.clone(), key.clone()))
+        .await
+        .expect("delete kv");
+    // The client answers a missing key (QUERY_NOT_FOUND) with an empty value.
+    let gone = within("get deleted kv", 15, a.get_kv_config(ns, key)).await;
+    assert!(
+        gone.as_ref().map(|v| v.is_empty()).unwrap_or(true),
+        "{gone:?}"
+    );
+}
+
+/// A Kafka consumer group and a RocketMQ consumer group on the same topic each receive every
+/// message exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_group_and_rocketmq_group_each_receive_everything() {
+    let (_d, s) = start(&[]);
+    let topic = unique("rmq_two_groups");
+    create_topic(&s.namesrv, &s.broker, &topic, 4).await;
+    let inbox = Inbox::new();
+    let mut c = start_consumer(
+        consumer_builder(&s.namesrv, &unique("cg")),
+        &topic,
+        "*",
+        &inbox,
+        "rmq",
+    )
+    .await;
+    let kc: BaseConsumer = kafka_config(
+        &s.kafka,
+        &[
+            ("group.id", &unique("kg")),
+            ("auto.offset.reset", "earliest"),
+            ("enable.auto.commit", "true"),
+        ],
+    )
+    .create()
+    .expect("kafka consumer");
+    kc.subscribe(&[topic.as_str()]).expect("subscribe");
+    let p = producer(&s.namesrv).await;
+    let bodies: Vec<String> = (0..40).map(|i| format!("both-{i}")).collect();
+    send_bodies(&p, &topic, &bodies).await;
+    let mut kafka_got = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while kafka_got.len() < bodies.len() && Instant::now() < deadline {
+        if let Some(Ok(m)) = kc.poll(Duration::from_millis(200)) {
+            kafka_got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    inbox.wait_len("every message", bodies.len(), WAIT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        kc.poll(Duration::from_millis(500)).is_none(),
+        "Kafka group got extra messages"
+    );
+    let got = inbox.snapshot();
+    c.shutdown().await;
+    assert_eq!(count_bodies(&got), exactly_once(&bodies));
+    kafka_got.sort();
+    let mut want = bodies.clone();
+    want.sort();
+    assert_eq!(kafka_got, want);
+}

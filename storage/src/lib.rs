@@ -6,6 +6,7 @@
 pub mod config;
 pub mod error;
 pub mod index;
+pub mod key_index;
 pub mod log;
 pub mod offsets;
 pub mod producer_state;

@@ -3,6 +3,7 @@
 
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
+use crate::key_index::KeyIndex;
 use crate::producer_state::{ProducerState, SequenceCheck};
 use crate::records;
 use crate::segment::{PendingBatch, Segment};
@@ -56,6 +57,7 @@ pub struct PartitionLog {
     flushed: AtomicI64,
     flush_lock: Mutex<()>,
     last_flush_ms: AtomicI64,
+    key_index: Mutex<Option<Arc<KeyIndex>>>,
 }
 
 /// What a timestamp lookup found.
@@ -119,6 +121,12 @@ impl PartitionLog {
             }
         }
         let (hw, _) = watch::channel(log_end);
+        // An index built before keeps being maintained; others start on first use.
+        let key_index = if dir.join("keys.idx").exists() {
+            Some(Arc::new(KeyIndex::open(dir)?))
+        } else {
+            None
+        };
         Ok(Self {
             topic: topic.to_string(),
             partition,
@@ -136,7 +144,35 @@ impl PartitionLog {
             flushed: AtomicI64::new(log_end),
             flush_lock: Mutex::new(()),
             last_flush_ms: AtomicI64::new(now_ms()),
+            key_index: Mutex::new(key_index),
         })
+    }
+
+    /// The partition's key index, opened (and from then on maintained) on first use, and
+    /// brought up to the high watermark.
+    pub fn key_index(&self) -> Result<Arc<KeyIndex>> {
+        let idx = {
+            let mut slot = self.key_index.lock();
+            match slot.as_ref() {
+                Some(i) => i.clone(),
+                None => {
+                    let i = Arc::new(KeyIndex::open(&self.dir)?);
+                    *slot = Some(i.clone());
+                    i
+                }
+            }
+        };
+        idx.catch_up(self)?;
+        Ok(idx)
+    }
+
+    /// Indexes new records if this partition's key index is in use.
+    pub fn maintain_key_index(&self) -> Result<()> {
+        let idx = self.key_index.lock().clone();
+        match idx {
+            Some(i) => i.catch_up(self),
+            None => Ok(()),
+        }
     }
 
     /// Topic name.

@@ -418,6 +418,9 @@ impl Store {
                         tracing::error!(topic = %t.meta.name, partition = p.partition(), error = %e, "retention failed");
                     }
                 }
+                if let Err(e) = p.maintain_key_index() {
+                    tracing::error!(topic = %t.meta.name, partition = p.partition(), error = %e, "key index failed");
+                }
                 if let Err(e) = p.flush_if_due(now_ms) {
                     tracing::error!(topic = %t.meta.name, partition = p.partition(), error = %e, "flush failed");
                 }

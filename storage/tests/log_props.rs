@@ -285,3 +285,36 @@ fn nix_kill(pid: u32) {
         .expect("kill");
     assert!(status.success());
 }
+
+#[test]
+fn key_index_finds_keys_and_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = open(dir.path(), 1 << 20);
+        // batch() keys records k0, k1, ... within each batch.
+        log.append(&batch(
+            &[b"a".to_vec(), b"b".to_vec()],
+            1,
+            Compression::None,
+        ))
+        .expect("append");
+        log.append(&batch(&[b"c".to_vec()], 2, Compression::Gzip))
+            .expect("append");
+        let idx = log.key_index().expect("index");
+        assert_eq!(idx.lookup(b"k0"), vec![0, 2]);
+        assert_eq!(idx.lookup(b"k1"), vec![1]);
+        assert!(idx.lookup(b"nope").is_empty());
+        assert_eq!(idx.indexed_to(), 3);
+    }
+    let log = open(dir.path(), 1 << 20);
+    log.append(&batch(
+        &[b"d".to_vec(), b"e".to_vec()],
+        3,
+        Compression::None,
+    ))
+    .expect("append");
+    let idx = log.key_index().expect("index");
+    assert_eq!(idx.lookup(b"k0"), vec![0, 2, 3]);
+    assert_eq!(idx.lookup(b"k1"), vec![1, 4]);
+    assert_eq!(idx.indexed_to(), 5);
+}

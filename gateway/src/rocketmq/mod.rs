@@ -61,6 +61,7 @@ pub(crate) struct RocketMq {
     pub(crate) broker: Arc<Broker>,
     pub(crate) clients: Clients,
     pub(crate) locks: lock::Locks,
+    pub(crate) kv: namesrv::KvConfig,
     pub(crate) transactions: transaction::Transactions,
     pub(crate) delay_levels: Vec<u64>,
     pub(crate) delay_wakeup: tokio::sync::Notify,
@@ -99,6 +100,13 @@ impl RocketMq {
                 .max(1024) as usize,
             clients: Clients::default(),
             locks: lock::Locks::default(),
+            kv: namesrv::KvConfig::open(
+                broker
+                    .store
+                    .data_dir()
+                    .join("meta")
+                    .join("rocketmq-kv.json"),
+            ),
             transactions: transaction::Transactions::default(),
             delay_levels: delay::level_delays(
                 cfg.get("messageDelayLevel")
@@ -301,8 +309,9 @@ async fn handle(
         rq::GET_ROUTEINFO_BY_TOPIC => namesrv::route(rmq, &cmd),
         rq::GET_BROKER_CLUSTER_INFO => namesrv::cluster_info(rmq),
         rq::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => namesrv::topic_list(rmq),
-        rq::GET_KV_CONFIG => namesrv::get_kv_config(&cmd),
-        rq::PUT_KV_CONFIG | rq::DELETE_KV_CONFIG => ok(),
+        rq::GET_KV_CONFIG => namesrv::get_kv_config(rmq, &cmd),
+        rq::PUT_KV_CONFIG => namesrv::put_kv_config(rmq, &cmd),
+        rq::DELETE_KV_CONFIG => namesrv::delete_kv_config(rmq, &cmd),
         rq::REGISTER_BROKER | rq::UNREGISTER_BROKER => ok(),
         rq::SEND_MESSAGE | rq::SEND_MESSAGE_V2 | rq::SEND_BATCH_MESSAGE => {
             send::send(rmq, conn, cmd).await

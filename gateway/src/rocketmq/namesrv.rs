@@ -5,6 +5,7 @@ use super::{ok, reply, RocketMq};
 use codecs::rocketmq::codes::response as rs;
 use codecs::rocketmq::RemotingCommand;
 use serde_json::json;
+use std::collections::BTreeMap;
 use storage::Topic;
 
 /// RocketMQ's template topic for auto-creation.
@@ -103,11 +104,83 @@ pub(super) fn topic_list(rmq: &RocketMq) -> RemotingCommand {
     ok().with_body(serde_json::to_vec(&json!({ "topicList": names })).unwrap_or_default())
 }
 
-pub(super) fn get_kv_config(cmd: &RemotingCommand) -> RemotingCommand {
+/// The name server's KV config (namespace -> key -> value), persisted in
+/// `meta/rocketmq-kv.json` (RocketMQ keeps it in `kvConfig.json`).
+pub(crate) struct KvConfig {
+    path: std::path::PathBuf,
+    table: parking_lot::Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+impl KvConfig {
+    pub(crate) fn open(path: std::path::PathBuf) -> Self {
+        let table = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Self {
+            path,
+            table: parking_lot::Mutex::new(table),
+        }
+    }
+
+    fn save(&self, table: &BTreeMap<String, BTreeMap<String, String>>) -> std::io::Result<()> {
+        let tmp = self.path.with_extension("tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(table).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
+pub(super) fn get_kv_config(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
     let ns = cmd.ext("namespace").unwrap_or("");
     let key = cmd.ext("key").unwrap_or("");
-    reply(
-        rs::QUERY_NOT_FOUND,
-        format!("No config item, Namespace: {ns} Key: {key}"),
-    )
+    let value = rmq
+        .kv
+        .table
+        .lock()
+        .get(ns)
+        .and_then(|m| m.get(key))
+        .cloned();
+    match value {
+        Some(v) => ok().with_ext("value", v),
+        None => reply(
+            rs::QUERY_NOT_FOUND,
+            format!("No config item, Namespace: {ns} Key: {key}"),
+        ),
+    }
+}
+
+pub(super) fn put_kv_config(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
+    let (Some(ns), Some(key), Some(value)) =
+        (cmd.ext("namespace"), cmd.ext("key"), cmd.ext("value"))
+    else {
+        return reply(rs::SYSTEM_ERROR, "namespace, key and value are required");
+    };
+    let mut table = rmq.kv.table.lock();
+    table
+        .entry(ns.to_string())
+        .or_default()
+        .insert(key.to_string(), value.to_string());
+    match rmq.kv.save(&table) {
+        Ok(()) => ok(),
+        Err(e) => reply(rs::SYSTEM_ERROR, e.to_string()),
+    }
+}
+
+pub(super) fn delete_kv_config(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
+    let ns = cmd.ext("namespace").unwrap_or("");
+    let key = cmd.ext("key").unwrap_or("");
+    let mut table = rmq.kv.table.lock();
+    if let Some(m) = table.get_mut(ns) {
+        m.remove(key);
+        if m.is_empty() {
+            table.remove(ns);
+        }
+    }
+    match rmq.kv.save(&table) {
+        Ok(()) => ok(),
+        Err(e) => reply(rs::SYSTEM_ERROR, e.to_string()),
+    }
 }

@@ -1,7 +1,5 @@
-//! QUERY_MESSAGE (by key, or by UNIQ_KEY) and VIEW_MESSAGE_BY_ID (by offset message id).
-//!
-//! Lookups by key scan the topic's queues from the first record at or after `beginTimestamp`;
-//! a persistent key index is future work (docs/decisions.md).
+//! QUERY_MESSAGE (by key through each queue's key index, or by UNIQ_KEY) and
+//! VIEW_MESSAGE_BY_ID (by offset message id).
 
 use super::convert::{self, Location};
 use super::{ok, reply, RocketMq};
@@ -11,8 +9,17 @@ use codecs::rocketmq::header::{unique_key_query, CustomHeader, QueryMessageHeade
 use codecs::rocketmq::message::{self as rmsg, property, StoredMessage};
 use codecs::rocketmq::{encode_stored, RemotingCommand};
 
-/// Records examined per queue by one key lookup, at most.
+/// Records examined per queue by one UNIQ_KEY lookup (not indexed), at most.
 const SCAN_LIMIT: i64 = 1_000_000;
+
+/// Reads the record at `offset` of a queue.
+fn read_at(log: &storage::PartitionLog, at: &Location<'_>, offset: i64) -> Option<StoredMessage> {
+    let bytes = log.read(offset, 64 * 1024, true).ok()?;
+    convert::from_batches(bytes, offset, at)
+        .ok()?
+        .into_iter()
+        .find(|m| m.queue_offset == offset)
+}
 
 /// The message a commit-log offset names, with its topic.
 pub(super) fn read_by_commit_log_offset(rmq: &RocketMq, v: i64) -> Option<StoredMessage> {
@@ -75,6 +82,35 @@ pub(super) fn query(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
             queue_id: log.partition(),
             store_host: rmq.broker_addr,
         };
+        let mut hit = |m: StoredMessage| -> bool {
+            if m.store_timestamp < h.begin_timestamp || m.store_timestamp > h.end_timestamp {
+                return false;
+            }
+            if !key_matches(&m, &h.key, unique) {
+                return false;
+            }
+            last_ts = last_ts.max(m.store_timestamp);
+            encode_stored(&m, &mut body);
+            found += 1;
+            found == max
+        };
+        if !unique {
+            let index = match log.key_index() {
+                Ok(i) => i,
+                Err(e) => return reply(rs::SYSTEM_ERROR, e.to_string()),
+            };
+            for off in index.lookup(h.key.as_bytes()) {
+                if off < log.log_start_offset() {
+                    continue;
+                }
+                if let Some(m) = read_at(log, &at, off) {
+                    if hit(m) {
+                        break 'queues;
+                    }
+                }
+            }
+            continue;
+        }
         let start = match log.offset_for_timestamp(h.begin_timestamp) {
             Ok(Some(r)) => r.offset,
             _ => continue,
@@ -92,16 +128,8 @@ pub(super) fn query(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
             }
             for m in msgs {
                 pos = m.queue_offset + 1;
-                if m.store_timestamp > h.end_timestamp {
-                    continue 'queues;
-                }
-                if key_matches(&m, &h.key, unique) {
-                    last_ts = last_ts.max(m.store_timestamp);
-                    encode_stored(&m, &mut body);
-                    found += 1;
-                    if found == max {
-                        break 'queues;
-                    }
+                if hit(m) {
+                    break 'queues;
                 }
             }
         }
