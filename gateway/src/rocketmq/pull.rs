@@ -16,8 +16,12 @@ use std::time::Duration;
 
 /// PERM_READ bit of a topic's `perm`.
 const PERM_READ: i64 = 0x4;
-/// Bytes read from the log per pull (RocketMQ transfers at most 256 KiB from memory).
+/// Bytes read from the log per pull at most (RocketMQ transfers at most 256 KiB from memory).
 const READ_BYTES: usize = 256 * 1024;
+/// Bytes read per requested message (a typical message with its batch header fits easily).
+const READ_BYTES_PER_MESSAGE: usize = 2048;
+/// Bytes read per pull at least.
+const MIN_READ_BYTES: usize = 16 * 1024;
 /// Upper bound on a suspended pull, whatever the client asks.
 const MAX_SUSPEND_MS: i64 = 30_000;
 
@@ -134,7 +138,10 @@ pub(super) async fn pull(rmq: &Arc<RocketMq>, cmd: RemotingCommand) -> RemotingC
             );
         }
         if offset < max {
-            let bytes = match log.read(offset, READ_BYTES, true) {
+            // Read about what maxMsgNums needs rather than the whole 256 KiB: every byte read
+            // is decoded. A filtered-out stretch just ends in PULL_RETRY_IMMEDIATELY.
+            let want = (max_msgs * READ_BYTES_PER_MESSAGE).clamp(MIN_READ_BYTES, READ_BYTES);
+            let bytes = match log.read(offset, want, true) {
                 Ok(b) => b,
                 Err(e) => return reply(rs::SYSTEM_ERROR, e.to_string()),
             };
