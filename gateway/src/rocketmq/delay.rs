@@ -15,10 +15,9 @@ use super::{reply, RocketMq};
 use codecs::rocketmq::codes::response as rs;
 use codecs::rocketmq::message::{self as rmsg, property, StoredMessage};
 use codecs::rocketmq::{offset_msg_id, RemotingCommand};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use storage::StorageError;
 
 /// The schedule topic, as RocketMQ names it.
 pub(crate) const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
@@ -52,17 +51,6 @@ pub(crate) fn level_delays(spec: &str) -> Vec<u64> {
 pub(crate) const DEFAULT_LEVELS: &str =
     "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h";
 
-fn ensure_schedule_topic(rmq: &RocketMq) -> Result<(), String> {
-    let store = &rmq.broker.store;
-    if store.topic(SCHEDULE_TOPIC).is_some() {
-        return Ok(());
-    }
-    match store.create_topic(SCHEDULE_TOPIC, LEVELS as i32 + 1, 1, BTreeMap::new(), false) {
-        Ok(_) | Err(StorageError::TopicExists(_)) => Ok(()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// Stores messages for later delivery to `topic`/`queue_id`. `level` 0 means the messages
 /// carry an absolute `__STARTDELIVERTIME`.
 pub(super) async fn schedule(
@@ -72,7 +60,7 @@ pub(super) async fn schedule(
     level: i32,
     mut msgs: Vec<Outgoing>,
 ) -> RemotingCommand {
-    if let Err(e) = ensure_schedule_topic(rmq) {
+    if let Err(e) = super::ensure_topic(rmq, SCHEDULE_TOPIC, LEVELS as i32 + 1) {
         return reply(rs::SYSTEM_ERROR, e);
     }
     let now = now_ms();
@@ -132,8 +120,8 @@ async fn deliver(rmq: &Arc<RocketMq>, m: StoredMessage) -> Result<(), String> {
         .unwrap_or(0);
     rmsg::remove_property(&mut props, DUE_AT);
     let store = &rmq.broker.store;
-    if store.topic(&topic).is_none() && topic.starts_with("%RETRY%") {
-        let _ = store.create_topic(&topic, 1, 1, BTreeMap::new(), false);
+    if topic.starts_with("%RETRY%") {
+        super::ensure_topic(rmq, &topic, 1)?;
     }
     let log = store
         .partition(&topic, queue)

@@ -286,6 +286,19 @@ async fn connection(
     result
 }
 
+/// Creates a system or group topic (retry, DLQ, schedule, half) with `queues` queues unless
+/// it exists already.
+pub(crate) fn ensure_topic(rmq: &RocketMq, topic: &str, queues: i32) -> Result<(), String> {
+    let store = &rmq.broker.store;
+    if store.topic(topic).is_some() {
+        return Ok(());
+    }
+    match store.create_topic(topic, queues, 1, Default::default(), false) {
+        Ok(_) | Err(storage::StorageError::TopicExists(_)) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// A response with a code and remark.
 pub(crate) fn reply(code: i32, remark: impl Into<String>) -> RemotingCommand {
     RemotingCommand::new_response(code, 0, Some(remark.into()))

@@ -12,9 +12,7 @@ use codecs::rocketmq::codes::response as rs;
 use codecs::rocketmq::header::{ConsumerSendMsgBackHeader, CustomHeader};
 use codecs::rocketmq::message::{self as rmsg, property};
 use codecs::rocketmq::{offset_msg_id, RemotingCommand};
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use storage::StorageError;
 
 /// RocketMQ's default `maxReconsumeTimes`.
 const DEFAULT_MAX_RECONSUME: i32 = 16;
@@ -22,18 +20,6 @@ const DEFAULT_MAX_RECONSUME: i32 = 16;
 /// The group's dead-letter topic.
 pub(super) fn dlq_topic(group: &str) -> String {
     format!("%DLQ%{group}")
-}
-
-fn ensure(rmq: &RocketMq, topic: &str) -> Result<(), String> {
-    let store = &rmq.broker.store;
-    if store.topic(topic).is_some() {
-        return Ok(());
-    }
-    match store.create_topic(topic, 1, 1, BTreeMap::new(), false) {
-        Ok(_) | Err(StorageError::TopicExists(_)) => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    Ok(())
 }
 
 pub(super) async fn send_back(rmq: &Arc<RocketMq>, cmd: &RemotingCommand) -> RemotingCommand {
@@ -72,7 +58,7 @@ pub(super) async fn send_back(rmq: &Arc<RocketMq>, cmd: &RemotingCommand) -> Rem
     };
     if tried >= max || h.delay_level < 0 {
         let dlq = dlq_topic(&h.group);
-        if let Err(e) = ensure(rmq, &dlq) {
+        if let Err(e) = super::ensure_topic(rmq, &dlq, 1) {
             return reply(rs::SYSTEM_ERROR, e);
         }
         let log = match rmq.broker.store.partition(&dlq, 0) {
@@ -86,7 +72,7 @@ pub(super) async fn send_back(rmq: &Arc<RocketMq>, cmd: &RemotingCommand) -> Rem
         };
     }
     let retry = retry_topic(&h.group);
-    if let Err(e) = ensure(rmq, &retry) {
+    if let Err(e) = super::ensure_topic(rmq, &retry, 1) {
         return reply(rs::SYSTEM_ERROR, e);
     }
     let level = if h.delay_level == 0 {

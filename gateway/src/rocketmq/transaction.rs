@@ -16,10 +16,9 @@ use codecs::rocketmq::header::{CustomHeader, EndTransactionHeader};
 use codecs::rocketmq::message::{self as rmsg, property, sys_flag, StoredMessage};
 use codecs::rocketmq::{encode_stored, offset_msg_id, RemotingCommand};
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use storage::StorageError;
 
 /// Half messages wait here.
 pub(crate) const HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
@@ -40,17 +39,6 @@ pub(crate) struct Transactions {
     resolved: Mutex<HashSet<i64>>,
     checks: Mutex<HashMap<i64, u32>>,
     loaded: std::sync::atomic::AtomicBool,
-}
-
-fn ensure(rmq: &RocketMq, topic: &str) -> Result<(), String> {
-    let store = &rmq.broker.store;
-    if store.topic(topic).is_some() {
-        return Ok(());
-    }
-    match store.create_topic(topic, 1, 1, BTreeMap::new(), false) {
-        Ok(_) | Err(StorageError::TopicExists(_)) => Ok(()),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 /// Reads every resolution recorded in the op topic (once per process).
@@ -96,7 +84,9 @@ pub(super) async fn store_half(
     queue_id: i32,
     mut msgs: Vec<Outgoing>,
 ) -> RemotingCommand {
-    if let Err(e) = ensure(rmq, HALF_TOPIC).and_then(|_| ensure(rmq, OP_TOPIC)) {
+    if let Err(e) =
+        super::ensure_topic(rmq, HALF_TOPIC, 1).and_then(|_| super::ensure_topic(rmq, OP_TOPIC, 1))
+    {
         return reply(rs::SYSTEM_ERROR, e);
     }
     for m in &mut msgs {
