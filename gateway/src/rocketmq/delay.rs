@@ -10,11 +10,11 @@
 
 use super::convert::{self, Location, Outgoing};
 use super::offsets::{commit, now_ms};
-use super::send::{append, send_ok_for};
+use super::send::{append, store_and_ack};
 use super::{reply, RocketMq};
 use codecs::rocketmq::codes::response as rs;
 use codecs::rocketmq::message::{self as rmsg, property, StoredMessage};
-use codecs::rocketmq::{offset_msg_id, RemotingCommand};
+use codecs::rocketmq::RemotingCommand;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,27 +86,11 @@ pub(super) async fn schedule(
         rmsg::set_property(&mut m.properties, property::REAL_QID, queue_id.to_string());
         rmsg::set_property(&mut m.properties, DUE_AT, due.to_string());
     }
-    let log = match rmq.broker.store.partition(SCHEDULE_TOPIC, queue) {
-        Ok(l) => l,
-        Err(e) => return reply(rs::SYSTEM_ERROR, e.to_string()),
-    };
-    match append(&log, &msgs).await {
-        Ok((base, _)) => {
-            let code = rmq
-                .broker
-                .store
-                .topic(SCHEDULE_TOPIC)
-                .map(|t| t.meta.code)
-                .unwrap_or(0);
-            let id = offset_msg_id(
-                rmq.broker_addr,
-                convert::commit_log_offset(code, queue, base),
-            );
-            rmq.delay_wakeup.notify_one();
-            send_ok_for(rmq, queue_id, base, id, None)
-        }
-        Err(e) => reply(rs::SYSTEM_ERROR, e),
+    let resp = store_and_ack(rmq, SCHEDULE_TOPIC, queue, queue_id, &msgs, None).await;
+    if resp.code == rs::SUCCESS {
+        rmq.delay_wakeup.notify_one();
     }
+    resp
 }
 
 /// Moves one due message to its real queue (keeping WAIT/DELAY/REAL_* as RocketMQ does).

@@ -132,7 +132,6 @@ pub(super) async fn send(
             format!("request queueId[{queue_id}] is illegal, topic:[{}] topicConfig.writeQueueNums:[{write_queues}]", h.topic),
         );
     }
-    let store_host = rmq.broker_addr;
     let mut msgs: Vec<Outgoing> = Vec::new();
     let base_props = h.properties();
     if cmd.code == rq::SEND_BATCH_MESSAGE || h.batch {
@@ -200,38 +199,37 @@ pub(super) async fn send(
         return super::delay::schedule(rmq, &h.topic, queue_id, 0, msgs).await;
     }
 
-    let log = match rmq.broker.store.partition(&h.topic, queue_id) {
-        Ok(l) => l,
-        Err(e) => return reply(rs::SYSTEM_ERROR, e.to_string()),
-    };
-    match append(&log, &msgs).await {
-        Ok((base, last)) => {
-            let code = rmq
-                .broker
-                .store
-                .topic(&h.topic)
-                .map(|t| t.meta.code)
-                .unwrap_or(0);
-            let ids: Vec<String> = (base..=last)
-                .map(|o| offset_msg_id(store_host, convert::commit_log_offset(code, queue_id, o)))
-                .collect();
-            send_ok(rmq, queue_id, base, ids.join(","), None)
-        }
-        Err(e) => {
-            tracing::warn!(peer = %conn.peer, topic = %h.topic, queue_id, error = %e, "RocketMQ send failed");
-            reply(rs::SYSTEM_ERROR, e)
-        }
+    let resp = store_and_ack(rmq, &h.topic, queue_id, queue_id, &msgs, None).await;
+    if resp.code != rs::SUCCESS {
+        tracing::warn!(peer = %conn.peer, topic = %h.topic, queue_id, remark = ?resp.remark, "RocketMQ send failed");
     }
+    resp
 }
 
-/// Builds the SEND_OK response for messages stored somewhere other than their real topic
-/// (delay and half topics), keyed by the real queue.
-pub(super) fn send_ok_for(
+/// Appends `msgs` to `topic`/`queue` and answers SEND_OK naming `reply_queue` (the queue the
+/// producer chose; delayed and half messages are stored elsewhere first) and the offset
+/// message id of every stored message.
+pub(super) async fn store_and_ack(
     rmq: &RocketMq,
-    queue_id: i32,
-    queue_offset: i64,
-    msg_id: String,
+    topic: &str,
+    queue: i32,
+    reply_queue: i32,
+    msgs: &[Outgoing],
     transaction_id: Option<String>,
 ) -> RemotingCommand {
-    send_ok(rmq, queue_id, queue_offset, msg_id, transaction_id)
+    let store = &rmq.broker.store;
+    let (log, code) = match (store.partition(topic, queue), store.topic(topic)) {
+        (Ok(l), Some(t)) => (l, t.meta.code),
+        (Err(e), _) => return reply(rs::SYSTEM_ERROR, e.to_string()),
+        (_, None) => return reply(rs::TOPIC_NOT_EXIST, format!("topic[{topic}] not exist")),
+    };
+    match append(&log, msgs).await {
+        Ok((base, last)) => {
+            let ids: Vec<String> = (base..=last)
+                .map(|o| offset_msg_id(rmq.broker_addr, convert::commit_log_offset(code, queue, o)))
+                .collect();
+            send_ok(rmq, reply_queue, base, ids.join(","), transaction_id)
+        }
+        Err(e) => reply(rs::SYSTEM_ERROR, e),
+    }
 }

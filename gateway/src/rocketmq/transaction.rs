@@ -8,7 +8,7 @@
 use super::clients::ConnHandle;
 use super::convert::{self, Location, Outgoing};
 use super::offsets::{commit, now_ms};
-use super::send::{append, send_ok_for};
+use super::send::{append, store_and_ack};
 use super::{ok, reply, RocketMq};
 use bytes::{Bytes, BytesMut};
 use codecs::rocketmq::codes::{request as rq, response as rs};
@@ -97,23 +97,7 @@ pub(super) async fn store_half(
         .first()
         .and_then(|m| rmsg::get_property(&m.properties, property::UNIQ_KEY))
         .map(str::to_string);
-    let log = match rmq.broker.store.partition(HALF_TOPIC, 0) {
-        Ok(l) => l,
-        Err(e) => return reply(rs::SYSTEM_ERROR, e.to_string()),
-    };
-    match append(&log, &msgs).await {
-        Ok((base, _)) => {
-            let code = rmq
-                .broker
-                .store
-                .topic(HALF_TOPIC)
-                .map(|t| t.meta.code)
-                .unwrap_or(0);
-            let id = offset_msg_id(rmq.broker_addr, convert::commit_log_offset(code, 0, base));
-            send_ok_for(rmq, queue_id, base, id, transaction_id)
-        }
-        Err(e) => reply(rs::SYSTEM_ERROR, e),
-    }
+    store_and_ack(rmq, HALF_TOPIC, 0, queue_id, &msgs, transaction_id).await
 }
 
 /// Reads the half message at a half-topic offset.
