@@ -34,6 +34,8 @@ pub(crate) struct Broker {
     pub(crate) fetch_sessions: crate::kafka::FetchSessions,
     pub(crate) producer_ids: ProducerIds,
     pub(crate) dynamic: DynamicConfig,
+    /// Cluster mode: the metadata quorum and replication; `None` on the single-node default.
+    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Broker {

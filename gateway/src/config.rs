@@ -67,6 +67,12 @@ pub(crate) const DEFAULTS: &[(&str, &str)] = &[
         "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h",
     ),
     ("advertised.listeners", ""),
+    // Cluster mode (empty voters: the single-node default).
+    ("controller.quorum.voters", ""),
+    ("controller.listen", ""),
+    ("broker.heartbeat.interval.ms", "500"),
+    ("broker.session.timeout.ms", "9000"),
+    ("replica.lag.time.max.ms", "30000"),
 ];
 
 /// The resolved configuration: a flat map of Kafka-style keys.

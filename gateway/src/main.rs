@@ -2,6 +2,7 @@
 //! protocol over one storage core.
 
 mod broker;
+mod cluster;
 mod config;
 mod dynamic_config;
 mod kafka;
@@ -9,6 +10,7 @@ mod metrics_http;
 mod producer_ids;
 mod rocketmq;
 mod server;
+mod topics;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -50,7 +52,7 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .init();
     let cli = Cli::parse();

@@ -14,18 +14,21 @@ struct State {
 /// Allocates producer ids.
 pub(crate) struct ProducerIds {
     path: PathBuf,
+    /// Added to every id so nodes of a cluster never hand out the same one.
+    prefix: i64,
     state: Mutex<State>,
 }
 
 impl ProducerIds {
     /// Opens the allocator; the first id handed out is past every id of earlier runs.
-    pub(crate) fn open(path: PathBuf) -> std::io::Result<Self> {
+    pub(crate) fn open(path: PathBuf, prefix: i64) -> std::io::Result<Self> {
         let start = std::fs::read_to_string(&path)
             .ok()
             .and_then(|s| s.trim().parse::<i64>().ok())
             .unwrap_or(0);
         Ok(Self {
             path,
+            prefix,
             state: Mutex::new(State {
                 next: start,
                 block_end: start,
@@ -46,6 +49,6 @@ impl ProducerIds {
         }
         let id = s.next;
         s.next += 1;
-        Ok(id)
+        Ok(self.prefix + id)
     }
 }

@@ -105,6 +105,60 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
         },
         port: kafka_addr.port() as i32,
     });
+    let namesrv_addr = namesrv_listener.local_addr()?;
+    let rmq_broker_addr = broker_listener.local_addr()?;
+    let rmq_advertised = match cfg
+        .get("rocketmq.broker.advertised")
+        .filter(|s| !s.is_empty())
+    {
+        Some(a) => a
+            .parse()
+            .with_context(|| format!("rocketmq.broker.advertised={a} is not HOST:PORT"))?,
+        None if rmq_broker_addr.ip().is_unspecified() => std::net::SocketAddr::new(
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            rmq_broker_addr.port(),
+        ),
+        None => rmq_broker_addr,
+    };
+
+    let cluster = match cfg
+        .get("controller.quorum.voters")
+        .filter(|v| !v.trim().is_empty())
+    {
+        None => None,
+        Some(v) => {
+            let voters = crate::cluster::parse_voters(v)?;
+            let node_id = cfg.node_id();
+            let listen = match cfg.get("controller.listen").filter(|s| !s.is_empty()) {
+                Some(a) => a.to_string(),
+                None => voters
+                    .get(&(node_id as u64))
+                    .cloned()
+                    .with_context(|| {
+                        format!("node.id {node_id} is not in controller.quorum.voters and controller.listen is not set")
+                    })?,
+            };
+            let listener = TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("binding the controller listener on {listen}"))?;
+            let controller_addr = voters
+                .get(&(node_id as u64))
+                .cloned()
+                .unwrap_or_else(|| listen.clone());
+            let info = crate::cluster::state::NodeInfo {
+                id: node_id,
+                host: advertised.host.clone(),
+                kafka_port: advertised.port,
+                rocketmq_addr: rmq_advertised.to_string(),
+                controller_addr,
+                rack: cfg
+                    .get("broker.rack")
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_string),
+            };
+            Some(crate::cluster::Cluster::start(&cfg, store.clone(), info, listener).await?)
+        }
+    };
     let groups = GroupCoordinator::new(
         GroupConfig {
             initial_rebalance_delay_ms: cfg.int("group.initial.rebalance.delay.ms")?.max(0) as u64,
@@ -128,29 +182,23 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
         fetch_sessions: FetchSessions::new(
             cfg.int("max.incremental.fetch.session.cache.slots")?.max(0) as usize,
         ),
-        producer_ids: ProducerIds::open(data_dir.join("meta").join("producer-id-block"))?,
+        producer_ids: ProducerIds::open(
+            data_dir.join("meta").join("producer-id-block"),
+            // Node-unique ranges in a cluster (ids stay below 2^63 for node ids under 2^22).
+            if cluster.is_some() {
+                (cfg.node_id() as i64) << 40
+            } else {
+                0
+            },
+        )?,
         groups,
         dynamic,
         store: store.clone(),
         config: cfg.clone(),
+        cluster: cluster.clone(),
     });
 
-    let namesrv_addr = namesrv_listener.local_addr()?;
-    let rmq_broker_addr = broker_listener.local_addr()?;
     tokio::spawn(crate::kafka::serve(broker.clone(), kafka_listener));
-    let rmq_advertised = match cfg
-        .get("rocketmq.broker.advertised")
-        .filter(|s| !s.is_empty())
-    {
-        Some(a) => a
-            .parse()
-            .with_context(|| format!("rocketmq.broker.advertised={a} is not HOST:PORT"))?,
-        None if rmq_broker_addr.ip().is_unspecified() => std::net::SocketAddr::new(
-            std::net::IpAddr::from([127, 0, 0, 1]),
-            rmq_broker_addr.port(),
-        ),
-        None => rmq_broker_addr,
-    };
     crate::rocketmq::start(
         broker.clone(),
         rmq_advertised,
@@ -186,9 +234,16 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
     }
 
     // Tests and scripts read this line to learn the bound ports.
-    println!(
-        "gateway ready kafka={kafka_addr} namesrv={namesrv_addr} broker={rmq_broker_addr} metrics={metrics_addr}"
-    );
+    if let Some(c) = &cluster {
+        println!(
+            "gateway ready kafka={kafka_addr} namesrv={namesrv_addr} broker={rmq_broker_addr} metrics={metrics_addr} node={} controller={}",
+            c.node_id, c.info.controller_addr
+        );
+    } else {
+        println!(
+            "gateway ready kafka={kafka_addr} namesrv={namesrv_addr} broker={rmq_broker_addr} metrics={metrics_addr}"
+        );
+    }
     tracing::info!(kafka = %kafka_addr, metrics = %metrics_addr, node_id = broker.node_id, "gateway ready");
 
     shutdown_signal().await;

@@ -129,6 +129,14 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "1",
         ConfigType::Int,
     ),
+    // Not a Kafka key: how RocketMQ sends to this topic are acknowledged in a cluster
+    // (leader = async master, isr = sync master, quorum = DLedger majority).
+    def(
+        "replication.policy",
+        "replication.policy",
+        "leader",
+        ConfigType::String,
+    ),
     def(
         "preallocate",
         "log.preallocate",
@@ -213,6 +221,9 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<()> {
                         return Err(bad("expected delete and/or compact"));
                     }
                 }
+            }
+            "replication.policy" if !["leader", "isr", "quorum"].contains(&value) => {
+                return Err(bad("expected leader, isr or quorum"));
             }
             "message.timestamp.type" if value != "CreateTime" && value != "LogAppendTime" => {
                 return Err(bad("expected CreateTime or LogAppendTime"));

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod index;
 pub mod key_index;
+pub mod leader_epochs;
 pub mod log;
 pub mod offsets;
 pub mod producer_state;

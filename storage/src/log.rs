@@ -4,6 +4,7 @@
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
 use crate::key_index::KeyIndex;
+use crate::leader_epochs::LeaderEpochs;
 use crate::producer_state::{ProducerState, SequenceCheck};
 use crate::records;
 use crate::segment::{PendingBatch, Segment};
@@ -12,7 +13,7 @@ use codecs::kafka::batch::{self, BatchIter};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -54,6 +55,11 @@ pub struct PartitionLog {
     log_start: AtomicI64,
     leader_epoch: AtomicI32,
     high_watermark: watch::Sender<i64>,
+    /// The high watermark is set by replication instead of following the local log end.
+    replicated: AtomicBool,
+    /// Log end offset, for replica fetches that wait on new data rather than new commits.
+    end_watch: watch::Sender<i64>,
+    epochs: Mutex<LeaderEpochs>,
     flushed: AtomicI64,
     flush_lock: Mutex<()>,
     last_flush_ms: AtomicI64,
@@ -121,6 +127,9 @@ impl PartitionLog {
             }
         }
         let (hw, _) = watch::channel(log_end);
+        let (end_watch, _) = watch::channel(log_end);
+        let epochs = LeaderEpochs::open(dir, log_end)?;
+        let leader_epoch = epochs.latest().unwrap_or(0);
         // An index built before keeps being maintained; others start on first use.
         let key_index = if dir.join("keys.idx").exists() {
             Some(Arc::new(KeyIndex::open(dir)?))
@@ -139,8 +148,11 @@ impl PartitionLog {
             }),
             log_end: AtomicI64::new(log_end),
             log_start: AtomicI64::new(log_start),
-            leader_epoch: AtomicI32::new(0),
+            leader_epoch: AtomicI32::new(leader_epoch),
             high_watermark: hw,
+            replicated: AtomicBool::new(false),
+            end_watch,
+            epochs: Mutex::new(epochs),
             flushed: AtomicI64::new(log_end),
             flush_lock: Mutex::new(()),
             last_flush_ms: AtomicI64::new(now_ms()),
@@ -305,18 +317,20 @@ impl PartitionLog {
             })
             .collect();
         active.append(&pending, config.index_interval_bytes)?;
+        self.epochs.lock().assign(epoch, base_offset)?;
         let mut count = 0i64;
         for p in &pending {
             w.producers.record(&p.header, p.base_offset);
             count += p.header.record_count as i64;
         }
         self.log_end.store(next, Ordering::Release);
+        self.end_watch.send_replace(next);
         w.unflushed_messages += count;
         let needs_flush = config.sync_every_append()
             || (config.flush_messages > 0 && w.unflushed_messages >= config.flush_messages);
         drop(w);
-        if !needs_flush {
-            // Replication will move the high watermark separately; on one node it follows the
+        if !needs_flush && !self.is_replicated() {
+            // Replication moves the high watermark separately; on one node it follows the
             // log end as soon as the bytes are in the file.
             self.advance_high_watermark(next);
         }
@@ -342,6 +356,164 @@ impl PartitionLog {
         });
     }
 
+    /// Whether replication (not the local log end) moves the high watermark.
+    pub fn is_replicated(&self) -> bool {
+        self.replicated.load(Ordering::Acquire)
+    }
+
+    /// Hands the high watermark to replication (`true`) or back to the local log (`false`,
+    /// which also publishes everything flushed so far).
+    pub fn set_replicated(&self, replicated: bool) {
+        self.replicated.store(replicated, Ordering::Release);
+        if !replicated {
+            self.advance_high_watermark(self.flushed_offset());
+        }
+    }
+
+    /// Moves the high watermark forward to `to` (clamped to the log end); replication calls
+    /// this when enough replicas hold the records.
+    pub fn set_high_watermark(&self, to: i64) {
+        self.advance_high_watermark(to.min(self.log_end_offset()));
+    }
+
+    /// Offset up to which the log is on disk (fsynced).
+    pub fn flushed_offset(&self) -> i64 {
+        self.flushed.load(Ordering::Acquire)
+    }
+
+    /// Receives every log-end change; replica fetches wait on it.
+    pub fn subscribe_end(&self) -> watch::Receiver<i64> {
+        self.end_watch.subscribe()
+    }
+
+    /// Sets the leader epoch stamped on batches appended from now on.
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.leader_epoch.store(epoch, Ordering::Release);
+    }
+
+    /// Newest epoch in the leader-epoch cache.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.lock().latest()
+    }
+
+    /// The largest epoch at or below `epoch` and the offset where it ended here
+    /// (OffsetForLeaderEpoch).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs
+            .lock()
+            .end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// Appends batches copied from the leader: offsets and epochs are kept as the leader
+    /// assigned them. Batches entirely below the log end (a repeated fetch) are skipped; a gap
+    /// is an error. Returns the new log end.
+    pub fn append_replica(&self, records: &[u8]) -> Result<i64> {
+        let config = self.config();
+        let batches = batch::split_validated(records)?;
+        let mut w = self.writer.lock();
+        let end = self.log_end_offset();
+        let fresh: Vec<&(usize, batch::BatchHeader)> = batches
+            .iter()
+            .filter(|(_, h)| h.last_offset() >= end)
+            .collect();
+        let Some((_, first)) = fresh.first() else {
+            return Ok(end);
+        };
+        if first.base_offset != end {
+            return Err(StorageError::OffsetOutOfRange {
+                offset: first.base_offset,
+                start: self.log_start_offset(),
+                end,
+            });
+        }
+        let now = now_ms();
+        let total: u64 = fresh.iter().map(|(_, h)| h.total_size() as u64).sum();
+        let mut active = self.active();
+        if active.size() > 0
+            && (active.size() + total > config.segment_bytes
+                || now - active.created_ms() >= config.segment_ms)
+        {
+            active = self.roll(&active, now)?;
+        }
+        let pending: Vec<PendingBatch<'_>> = fresh
+            .iter()
+            .map(|(pos, h)| PendingBatch {
+                header: *h,
+                bytes: &records[*pos..*pos + h.total_size()],
+                base_offset: h.base_offset,
+                leader_epoch: h.partition_leader_epoch,
+                log_append_time: None,
+            })
+            .collect();
+        active.append(&pending, config.index_interval_bytes)?;
+        let mut next = end;
+        {
+            let mut epochs = self.epochs.lock();
+            for p in &pending {
+                epochs.assign(p.header.partition_leader_epoch, p.base_offset)?;
+                w.producers.record(&p.header, p.base_offset);
+                w.unflushed_messages += p.header.record_count as i64;
+                next = p.header.last_offset() + 1;
+            }
+        }
+        self.log_end.store(next, Ordering::Release);
+        self.end_watch.send_replace(next);
+        Ok(next)
+    }
+
+    /// Cuts the log back so that it ends at `offset` (a follower dropping records its new
+    /// leader does not have). The high watermark follows if it was beyond.
+    pub fn truncate_to(&self, offset: i64) -> Result<()> {
+        let mut w = self.writer.lock();
+        let end = self.log_end_offset();
+        if offset >= end {
+            return Ok(());
+        }
+        let offset = offset.max(self.log_start_offset());
+        let doomed: Vec<Arc<Segment>> = {
+            // Whole segments at or after the cut go, except the first, which always stays.
+            let segs = self.segments.read();
+            let first = segs.keys().next().copied().unwrap_or(0);
+            segs.range(offset..)
+                .filter(|(b, _)| **b > first)
+                .map(|(_, s)| s.clone())
+                .collect()
+        };
+        for s in &doomed {
+            self.segments.write().remove(&s.base_offset());
+            s.delete_files()?;
+        }
+        let active = self.active();
+        active.truncate_to_offset(offset)?;
+        let new_end = active.next_offset().min(offset).max(active.base_offset());
+        self.log_end.store(new_end, Ordering::Release);
+        if self.flushed.load(Ordering::Acquire) > new_end {
+            self.flushed.store(new_end, Ordering::Release);
+        }
+        self.epochs.lock().truncate_from(new_end)?;
+        // Idempotence state must not remember sequences that are gone.
+        let mut producers = ProducerState::default();
+        for seg in self.segments.read().values().rev().take(2).rev() {
+            let mut pos = 0u64;
+            while let Some(h) = seg.header_at(pos)? {
+                producers.record(&h, h.base_offset);
+                pos += h.total_size() as u64;
+            }
+        }
+        w.producers = producers;
+        self.high_watermark.send_if_modified(|hw| {
+            if *hw > new_end {
+                *hw = new_end;
+                true
+            } else {
+                false
+            }
+        });
+        self.end_watch.send_replace(new_end);
+        tracing::info!(topic = %self.topic, partition = self.partition, from = end, to = new_end, "truncated log");
+        Ok(())
+    }
+
     fn roll(&self, old: &Arc<Segment>, now: i64) -> Result<Arc<Segment>> {
         old.sync()?;
         let base = self.log_end_offset();
@@ -356,7 +528,9 @@ impl PartitionLog {
     pub fn flush(&self) -> Result<()> {
         let target = self.log_end_offset();
         if self.flushed.load(Ordering::Acquire) >= target {
-            self.advance_high_watermark(target);
+            if !self.is_replicated() {
+                self.advance_high_watermark(target);
+            }
             return Ok(());
         }
         let _g = self.flush_lock.lock();
@@ -368,7 +542,9 @@ impl PartitionLog {
             let mut w = self.writer.lock();
             w.unflushed_messages = 0;
         }
-        self.advance_high_watermark(target);
+        if !self.is_replicated() {
+            self.advance_high_watermark(target);
+        }
         Ok(())
     }
 
@@ -395,8 +571,20 @@ impl PartitionLog {
     /// watermark and at `max_bytes` — except that with `min_one` the first batch is returned
     /// whole even if it is larger, so a consumer can always make progress.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Bytes> {
+        self.read_upto(offset, max_bytes, min_one, self.high_watermark())
+    }
+
+    /// Like [`read`](Self::read) but bounded by `limit` instead of the high watermark; a
+    /// leader serves its followers up to the log end this way.
+    pub fn read_upto(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        limit: i64,
+    ) -> Result<Bytes> {
         self.check_range(offset)?;
-        let hw = self.high_watermark();
+        let hw = limit;
         if offset >= hw {
             return Ok(Bytes::new());
         }

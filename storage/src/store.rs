@@ -359,6 +359,50 @@ impl Store {
         self.save_meta()
     }
 
+    /// Makes the local copy of a topic match `meta` as decided by the cluster's metadata:
+    /// creates it (with the given id and code), recreates it if the id changed, adds
+    /// partitions, and takes over configs and attributes. Returns whether anything changed.
+    pub fn adopt_topic(&self, meta: &TopicMeta) -> Result<bool> {
+        let existing = self.topics.get(&meta.name).map(|t| t.clone());
+        if let Some(old) = &existing {
+            if old.meta.id != meta.id {
+                self.delete_topic(&meta.name)?;
+            }
+        }
+        let _g = self.meta_lock.lock();
+        let current = self.topics.get(&meta.name).map(|t| t.clone());
+        let config = self.resolve(&meta.configs);
+        let (mut partitions, changed) = match current {
+            Some(old) if old.meta == *meta => return Ok(false),
+            Some(old) => (old.partitions.clone(), true),
+            None => (Vec::new(), true),
+        };
+        for p in partitions.len() as i32..meta.partitions {
+            let dir = self.partition_dir(&meta.name, p);
+            if dir.exists() && existing.as_ref().is_none_or(|o| o.meta.id != meta.id) {
+                std::fs::remove_dir_all(&dir)?;
+            }
+            partitions.push(Arc::new(PartitionLog::open(
+                &dir,
+                &meta.name,
+                p,
+                config.clone(),
+            )?));
+        }
+        for p in &partitions {
+            p.set_config(config.clone());
+        }
+        self.topics.insert(
+            meta.name.clone(),
+            Arc::new(Topic {
+                meta: meta.clone(),
+                partitions,
+            }),
+        );
+        self.save_meta()?;
+        Ok(changed)
+    }
+
     /// A topic by its numeric code.
     pub fn topic_by_code(&self, code: u32) -> Option<Arc<Topic>> {
         self.topics

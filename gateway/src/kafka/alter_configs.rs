@@ -6,7 +6,10 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use std::collections::BTreeMap;
 
-pub(crate) fn handle(ctx: &RequestContext<'_>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    req: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for res in req.resources {
         let mut r = AlterConfigsResourceResponse::default();
@@ -27,7 +30,9 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: AlterConfigsRequest) -> Alte
             &res.resource_name,
             configs,
             req.validate_only,
-        ) {
+        )
+        .await
+        {
             tracing::info!(peer = %ctx.peer, resource = %res.resource_name, error = ?e, %msg, "alter configs refused");
             r.error_code = e.code();
             r.error_message = Some(sb(&msg));

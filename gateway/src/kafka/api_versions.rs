@@ -35,6 +35,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::OffsetForLeaderEpoch, 0, 4),
 ];
 
 /// The implemented version range of an API key, if implemented.
@@ -74,6 +75,7 @@ pub(crate) fn name(api: ApiKey) -> &'static str {
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         ApiKey::OffsetDelete => "OffsetDelete",
         ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
         _ => "Other",
     }
 }

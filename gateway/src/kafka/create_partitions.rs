@@ -1,11 +1,11 @@
 //! CreatePartitions: grows a topic's partition count.
 
-use super::{errors, sb, RequestContext};
+use super::{sb, RequestContext};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
-pub(crate) fn handle(
+pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
@@ -16,8 +16,10 @@ pub(crate) fn handle(
         r.name = t.name.clone();
         let name = t.name.0.to_string();
         let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
-            a.iter()
-                .any(|x| x.broker_ids.is_empty() || x.broker_ids.iter().any(|b| b.0 != node))
+            a.iter().any(|x| {
+                x.broker_ids.is_empty()
+                    || (ctx.broker.cluster.is_none() && x.broker_ids.iter().any(|b| b.0 != node))
+            })
         });
         let result = if bad_assignment {
             Err((
@@ -26,9 +28,15 @@ pub(crate) fn handle(
             ))
         } else {
             ctx.broker
-                .store
                 .create_partitions(&name, t.count, req.validate_only)
-                .map_err(|e| (errors::error(&e), e.to_string()))
+                .await
+                .map_err(|e| {
+                    (
+                        ResponseError::try_from_code(e.code())
+                            .unwrap_or(ResponseError::UnknownServerError),
+                        e.to_string(),
+                    )
+                })
         };
         if let Err((e, msg)) = result {
             tracing::info!(peer = %ctx.peer, topic = %name, error = ?e, %msg, "create partitions refused");

@@ -1,7 +1,7 @@
 //! CreateTopics, with validate-only, per-topic configs and manual assignments.
 
 use super::topic_configs::topic_entries;
-use super::{errors, sb, RequestContext};
+use super::{sb, RequestContext};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -9,7 +9,10 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use std::collections::BTreeMap;
 
-pub(crate) fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    req: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let broker = ctx.broker;
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
@@ -31,19 +34,16 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Crea
                 results.push(r);
                 continue;
             }
-            let bad = t.assignments.iter().enumerate().any(|(i, a)| {
-                a.partition_index != i as i32
-                    || a.broker_ids.is_empty()
-                    || a.broker_ids.iter().any(|b| b.0 != broker.node_id)
-            });
+            let bad = t
+                .assignments
+                .iter()
+                .enumerate()
+                .any(|(i, a)| a.partition_index != i as i32 || a.broker_ids.is_empty());
             if bad {
                 fail(
                     &mut r,
                     ResponseError::InvalidReplicaAssignment,
-                    format!(
-                        "replicas must be [{}] with consecutive partitions",
-                        broker.node_id
-                    ),
+                    "assignments must list replicas for consecutive partitions".into(),
                 );
                 results.push(r);
                 continue;
@@ -54,37 +54,42 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Crea
         } else {
             t.num_partitions
         };
-        let rf = if t.replication_factor == -1 {
-            1
-        } else {
-            t.replication_factor
-        };
-        if rf != 1 {
-            fail(
-                &mut r,
-                ResponseError::InvalidReplicationFactor,
-                format!("replication factor {rf} larger than the 1 available broker"),
-            );
-            results.push(r);
-            continue;
-        }
+        let assignment = (!t.assignments.is_empty()).then(|| {
+            t.assignments
+                .iter()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect::<Vec<i32>>())
+                .collect::<Vec<_>>()
+        });
         let mut configs = BTreeMap::new();
         for c in &t.configs {
             if let Some(v) = &c.value {
                 configs.insert(c.name.to_string(), v.to_string());
             }
         }
-        match broker
-            .store
-            .create_topic(&name, partitions, rf, configs.clone(), req.validate_only)
-        {
-            Ok(meta) => {
+        let new = crate::topics::NewTopic {
+            name: name.clone(),
+            partitions,
+            replication_factor: t.replication_factor,
+            configs: configs.clone(),
+            assignment: assignment.clone(),
+        };
+        match broker.create_topic(new, req.validate_only).await {
+            Ok(id) => {
                 if ctx.version >= 7 && !req.validate_only {
-                    r.topic_id = meta.id;
+                    r.topic_id = id;
                 }
                 if ctx.version >= 5 {
                     r.num_partitions = partitions;
-                    r.replication_factor = rf;
+                    r.replication_factor = match (&assignment, &broker.cluster) {
+                        (Some(a), _) => a.first().map(|x| x.len() as i16).unwrap_or(1),
+                        (None, Some(c)) => c
+                            .state()
+                            .topics
+                            .get(&name)
+                            .map(|t| t.replication_factor())
+                            .unwrap_or(t.replication_factor),
+                        (None, None) => 1,
+                    };
                 }
                 if ctx.version >= 5 {
                     r.configs = Some(
@@ -102,7 +107,11 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Crea
                     );
                 }
             }
-            Err(e) => fail(&mut r, errors::error(&e), e.to_string()),
+            Err(e) => {
+                tracing::info!(peer = %ctx.peer, topic = %name, error = %e, "create topic refused");
+                r.error_code = e.code();
+                r.error_message = Some(sb(&e.to_string()));
+            }
         }
         results.push(r);
     }

@@ -1,11 +1,14 @@
 //! DeleteTopics, by name (all versions) or by topic id (v6+).
 
-use super::{errors, sb, topic_name, RequestContext};
+use super::{sb, topic_name, RequestContext};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 
-pub(crate) fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    req: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     let store = &ctx.broker.store;
     let targets: Vec<(Option<String>, uuid::Uuid)> = if ctx.version >= 6 {
         req.topics
@@ -30,12 +33,12 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> Dele
             None => r.error_code = ResponseError::UnknownTopicId.code(),
             Some(n) => {
                 r.name = Some(topic_name(&n));
-                match store.delete_topic(&n) {
-                    Ok(meta) if ctx.version >= 6 => r.topic_id = meta.id,
+                match ctx.broker.delete_topic(&n).await {
+                    Ok(id) if ctx.version >= 6 => r.topic_id = id,
                     Ok(_) => {}
                     Err(e) => {
                         tracing::info!(peer = %ctx.peer, topic = %n, error = %e, "delete topic refused");
-                        r.error_code = errors::code(&e);
+                        r.error_code = e.code();
                         if ctx.version >= 5 {
                             r.error_message = Some(sb(&e.to_string()));
                         }

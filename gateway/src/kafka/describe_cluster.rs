@@ -20,6 +20,23 @@ pub(crate) fn handle(
     resp.cluster_id = sb(&broker.cluster_id);
     resp.controller_id = BrokerId(broker.node_id);
     resp.brokers = vec![b];
+    if let Some(c) = &broker.cluster {
+        resp.controller_id = BrokerId(c.controller_id().unwrap_or(-1));
+        resp.brokers = c
+            .state()
+            .nodes
+            .values()
+            .filter(|n| !n.fenced)
+            .map(|n| {
+                let mut b = DescribeClusterBroker::default();
+                b.broker_id = BrokerId(n.info.id);
+                b.host = sb(&n.info.host);
+                b.port = n.info.kafka_port;
+                b.rack = n.info.rack.as_deref().map(sb);
+                b
+            })
+            .collect();
+    }
     resp.cluster_authorized_operations = i32::MIN;
     resp
 }

@@ -3,6 +3,7 @@
 
 use super::fetch_session::{Requested, SessionPartition};
 use super::{errors, topic_name, RequestContext};
+use crate::cluster::replica::Refusal;
 use codecs::kafka::batch::BatchIter;
 use futures::future::select_all;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -43,12 +44,20 @@ struct Read {
     bytes: usize,
 }
 
+/// Who is fetching: a consumer, or a follower replica (with its node id).
+#[derive(Clone, Copy)]
+struct Fetcher {
+    replica: Option<i32>,
+}
+
 fn read_partition(
     ctx: &RequestContext<'_>,
     p: &SessionPartition,
     budget: usize,
     first: bool,
     read_committed: bool,
+    fetcher: Fetcher,
+    leader_epoch: i32,
 ) -> Read {
     let mut d = PartitionData::default();
     d.partition_index = p.partition;
@@ -67,13 +76,30 @@ fn read_partition(
             return Read { data: d, bytes: 0 };
         }
     };
+    let mut limit = log.high_watermark();
+    if let Some(c) = &ctx.broker.cluster {
+        let me = ctx.broker.node_id;
+        let checked = match c.replicas.get(&p.topic, p.partition) {
+            None => Err(Refusal::NotLeader),
+            Some(part) => match fetcher.replica {
+                Some(r) => part
+                    .on_follower_fetch(me, r, leader_epoch, p.fetch_offset)
+                    .map(|_| limit = log.log_end_offset()),
+                None => part.check_leader(me, leader_epoch),
+            },
+        };
+        if let Err(r) = checked {
+            d.error_code = r.code();
+            return Read { data: d, bytes: 0 };
+        }
+    }
     d.high_watermark = log.high_watermark();
     d.last_stable_offset = d.high_watermark;
     if ctx.version >= 5 {
         d.log_start_offset = log.log_start_offset();
     }
     let max = (p.max_bytes.max(0) as usize).min(budget);
-    match log.read(p.fetch_offset, max, first) {
+    match log.read_upto(p.fetch_offset, max, first, limit) {
         Ok(bytes) => {
             let n = bytes.len();
             d.records = Some(bytes);
@@ -96,11 +122,22 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> Fetch
         usize::MAX
     };
     let read_committed = req.isolation_level == 1;
+    let replica_id = if ctx.version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let fetcher = Fetcher {
+        replica: (replica_id >= 0).then_some(replica_id),
+    };
+    let mut epochs: std::collections::HashMap<(String, i32), i32> =
+        std::collections::HashMap::new();
 
     let mut requested = Vec::new();
     for t in &req.topics {
         let (name, id) = resolve_name(ctx, &t.topic, t.topic_id);
         for p in &t.partitions {
+            epochs.insert((name.clone(), p.partition), p.current_leader_epoch);
             requested.push(Requested {
                 topic: if name.is_empty() {
                     format!("\u{0}{id}")
@@ -146,7 +183,13 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> Fetch
         .partitions
         .iter()
         .filter_map(|p| ctx.broker.store.partition(&p.topic, p.partition).ok())
-        .map(|l| l.subscribe())
+        .map(|l| {
+            if fetcher.replica.is_some() {
+                l.subscribe_end()
+            } else {
+                l.subscribe()
+            }
+        })
         .collect();
     let reads = loop {
         let mut budget = max_bytes;
@@ -154,7 +197,11 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> Fetch
         let mut any_error = false;
         let mut reads = Vec::with_capacity(resolved.partitions.len());
         for p in &resolved.partitions {
-            let r = read_partition(ctx, p, budget, total == 0, read_committed);
+            let epoch = epochs
+                .get(&(p.topic.clone(), p.partition))
+                .copied()
+                .unwrap_or(-1);
+            let r = read_partition(ctx, p, budget, total == 0, read_committed, fetcher, epoch);
             budget = budget.saturating_sub(r.bytes);
             total += r.bytes;
             any_error |= r.data.error_code != 0;

@@ -13,7 +13,14 @@ pub(crate) fn handle(
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let broker = ctx.broker;
-    let adv = broker.advertised();
+    let local = broker.advertised();
+    // In a cluster each group lives on one node chosen from its key.
+    let pick = |key: &str| -> (i32, String, i32) {
+        match broker.cluster.as_ref().and_then(|c| c.coordinator_for(key)) {
+            Some(n) => (n.id, n.host, n.kafka_port),
+            None => (broker.node_id, local.host.clone(), local.port),
+        }
+    };
     let error = if req.key_type == KEY_GROUP {
         None
     } else {
@@ -29,9 +36,10 @@ pub(crate) fn handle(
                 c.key = k.clone();
                 match error {
                     None => {
-                        c.node_id = BrokerId(broker.node_id);
-                        c.host = sb(&adv.host);
-                        c.port = adv.port;
+                        let (id, host, port) = pick(k.as_str());
+                        c.node_id = BrokerId(id);
+                        c.host = sb(&host);
+                        c.port = port;
                     }
                     Some(e) => {
                         c.node_id = BrokerId(-1);
@@ -45,9 +53,10 @@ pub(crate) fn handle(
     } else {
         match error {
             None => {
-                resp.node_id = BrokerId(broker.node_id);
-                resp.host = sb(&adv.host);
-                resp.port = adv.port;
+                let (id, host, port) = pick(req.key.as_str());
+                resp.node_id = BrokerId(id);
+                resp.host = sb(&host);
+                resp.port = port;
             }
             Some(e) => {
                 resp.node_id = BrokerId(-1);

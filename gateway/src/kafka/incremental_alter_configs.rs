@@ -11,7 +11,7 @@ const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
-pub(crate) fn handle(
+pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
@@ -20,7 +20,7 @@ pub(crate) fn handle(
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name.clone();
-        let result =
+        let merged =
             current(ctx.broker, res.resource_type, &res.resource_name).and_then(|mut map| {
                 for c in &res.configs {
                     let key = c.name.to_string();
@@ -65,6 +65,10 @@ pub(crate) fn handle(
                         }
                     }
                 }
+                Ok(map)
+            });
+        let result = match merged {
+            Ok(map) => {
                 replace(
                     ctx.broker,
                     res.resource_type,
@@ -72,7 +76,10 @@ pub(crate) fn handle(
                     map,
                     req.validate_only,
                 )
-            });
+                .await
+            }
+            Err(e) => Err(e),
+        };
         if let Err((e, msg)) = result {
             tracing::info!(peer = %ctx.peer, resource = %res.resource_name, error = ?e, %msg, "incremental alter configs refused");
             r.error_code = e.code();

@@ -2,6 +2,7 @@
 //! first offset at or after a timestamp.
 
 use super::{errors, RequestContext};
+use crate::cluster::replica::Refusal;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -26,6 +27,23 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListO
             rp.timestamp = -1;
             rp.offset = -1;
             rp.leader_epoch = -1;
+            if let Some(c) = &ctx.broker.cluster {
+                let epoch = if ctx.version >= 4 {
+                    p.current_leader_epoch
+                } else {
+                    -1
+                };
+                let checked = c
+                    .replicas
+                    .get(&name, p.partition_index)
+                    .ok_or(Refusal::NotLeader)
+                    .and_then(|r| r.check_leader(ctx.broker.node_id, epoch));
+                if let Err(r) = checked {
+                    rp.error_code = r.code();
+                    rt.partitions.push(rp);
+                    continue;
+                }
+            }
             let result = store.partition(&name, p.partition_index).and_then(|log| {
                 if ctx.version >= 4 {
                     rp.leader_epoch = log.leader_epoch();

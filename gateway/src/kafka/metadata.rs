@@ -8,11 +8,16 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use std::collections::BTreeMap;
-use storage::{StorageError, Topic};
+use storage::Topic;
 
 const NO_AUTHORIZED_OPS: i32 = i32::MIN;
 
 fn describe(ctx: &RequestContext<'_>, t: &Topic) -> MetadataResponseTopic {
+    if let Some(c) = &ctx.broker.cluster {
+        if let Some(ts) = c.state().topics.get(&t.meta.name) {
+            return describe_replicated(ctx, &t.meta.name, ts);
+        }
+    }
     let node = BrokerId(ctx.broker.node_id);
     let partitions = t
         .partitions
@@ -40,6 +45,45 @@ fn describe(ctx: &RequestContext<'_>, t: &Topic) -> MetadataResponseTopic {
     mt
 }
 
+/// A topic as the cluster metadata describes it: leaders, replicas and ISR per partition.
+fn describe_replicated(
+    ctx: &RequestContext<'_>,
+    name: &str,
+    t: &crate::cluster::state::TopicState,
+) -> MetadataResponseTopic {
+    let partitions = t
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut mp = MetadataResponsePartition::default();
+            mp.partition_index = i as i32;
+            mp.leader_id = BrokerId(p.leader);
+            if p.leader < 0 {
+                mp.error_code = ResponseError::LeaderNotAvailable.code();
+            }
+            if ctx.version >= 7 {
+                mp.leader_epoch = p.leader_epoch;
+            }
+            mp.replica_nodes = p.replicas.iter().map(|r| BrokerId(*r)).collect();
+            mp.isr_nodes = p.isr.iter().map(|r| BrokerId(*r)).collect();
+            if ctx.version >= 5 {
+                mp.offline_replicas = Vec::new();
+            }
+            mp
+        })
+        .collect();
+    let mut mt = MetadataResponseTopic::default();
+    mt.name = Some(topic_name(name));
+    if ctx.version >= 10 {
+        mt.topic_id = t.id;
+    }
+    mt.is_internal = t.internal;
+    mt.partitions = partitions;
+    mt.topic_authorized_operations = NO_AUTHORIZED_OPS;
+    mt
+}
+
 fn missing(name: Option<&str>, id: uuid::Uuid, code: i16) -> MetadataResponseTopic {
     let mut mt = MetadataResponseTopic::default();
     mt.error_code = code;
@@ -49,7 +93,7 @@ fn missing(name: Option<&str>, id: uuid::Uuid, code: i16) -> MetadataResponseTop
     mt
 }
 
-pub(crate) fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataResponse {
+pub(crate) async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataResponse {
     let broker = ctx.broker;
     let store = &broker.store;
     let adv = broker.advertised();
@@ -93,8 +137,8 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> Metadata
                     }
                     (None, Some(n)) if allow_create => {
                         let parts = broker.default_partitions();
-                        match store.create_topic(&n, parts, 1, BTreeMap::new(), false) {
-                            Ok(_) | Err(StorageError::TopicExists(_)) => match store.topic(&n) {
+                        match broker.ensure_topic(&n, parts).await {
+                            Ok(()) => match store.topic(&n) {
                                 Some(t) => describe(ctx, &t),
                                 None => missing(
                                     Some(&n),
@@ -104,7 +148,7 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> Metadata
                             },
                             Err(e) => {
                                 tracing::warn!(peer = %ctx.peer, topic = %n, error = %e, "auto-create failed");
-                                missing(Some(&n), uuid::Uuid::nil(), super::errors::code(&e))
+                                missing(Some(&n), uuid::Uuid::nil(), e.code())
                             }
                         }
                     }
@@ -122,10 +166,29 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> Metadata
 
     let mut resp = MetadataResponse::default();
     resp.brokers = vec![b];
+    resp.controller_id = BrokerId(broker.node_id);
+    if let Some(c) = &broker.cluster {
+        resp.brokers = c
+            .state()
+            .nodes
+            .values()
+            .filter(|n| !n.fenced)
+            .map(|n| {
+                let mut b = MetadataResponseBroker::default();
+                b.node_id = BrokerId(n.info.id);
+                b.host = sb(&n.info.host);
+                b.port = n.info.kafka_port;
+                if ctx.version >= 1 {
+                    b.rack = n.info.rack.as_deref().map(sb);
+                }
+                b
+            })
+            .collect();
+        resp.controller_id = BrokerId(c.controller_id().unwrap_or(-1));
+    }
     if ctx.version >= 2 {
         resp.cluster_id = Some(sb(&broker.cluster_id));
     }
-    resp.controller_id = BrokerId(broker.node_id);
     resp.topics = topics;
     resp.cluster_authorized_operations = NO_AUTHORIZED_OPS;
     resp

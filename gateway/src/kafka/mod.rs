@@ -25,6 +25,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod partition_metrics;
 mod produce;
 mod topic_configs;
@@ -42,6 +43,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 pub(crate) use api_versions::supported_versions;
+pub(crate) use errors::code as storage_error_code;
 pub(crate) use fetch_session::FetchSessions;
 pub(crate) use partition_metrics::record as record_partition_metrics;
 
@@ -279,25 +281,34 @@ async fn dispatch(
     }
     match request {
         RequestKind::ApiVersions(r) => reply!(ApiKey::ApiVersions, api_versions::handle(ctx, r)),
-        RequestKind::Metadata(r) => reply!(ApiKey::Metadata, metadata::handle(ctx, r)),
+        RequestKind::Metadata(r) => reply!(ApiKey::Metadata, metadata::handle(ctx, r).await),
         RequestKind::Produce(r) => match produce::handle(ctx, r).await {
             Some(resp) => reply!(ApiKey::Produce, resp),
             None => Ok(None),
         },
         RequestKind::Fetch(r) => reply!(ApiKey::Fetch, fetch::handle(ctx, r).await),
         RequestKind::ListOffsets(r) => reply!(ApiKey::ListOffsets, list_offsets::handle(ctx, r)),
-        RequestKind::CreateTopics(r) => reply!(ApiKey::CreateTopics, create_topics::handle(ctx, r)),
-        RequestKind::DeleteTopics(r) => reply!(ApiKey::DeleteTopics, delete_topics::handle(ctx, r)),
+        RequestKind::CreateTopics(r) => {
+            reply!(ApiKey::CreateTopics, create_topics::handle(ctx, r).await)
+        }
+        RequestKind::DeleteTopics(r) => {
+            reply!(ApiKey::DeleteTopics, delete_topics::handle(ctx, r).await)
+        }
         RequestKind::CreatePartitions(r) => {
-            reply!(ApiKey::CreatePartitions, create_partitions::handle(ctx, r))
+            reply!(
+                ApiKey::CreatePartitions,
+                create_partitions::handle(ctx, r).await
+            )
         }
         RequestKind::DescribeConfigs(r) => {
             reply!(ApiKey::DescribeConfigs, describe_configs::handle(ctx, r))
         }
-        RequestKind::AlterConfigs(r) => reply!(ApiKey::AlterConfigs, alter_configs::handle(ctx, r)),
+        RequestKind::AlterConfigs(r) => {
+            reply!(ApiKey::AlterConfigs, alter_configs::handle(ctx, r).await)
+        }
         RequestKind::IncrementalAlterConfigs(r) => reply!(
             ApiKey::IncrementalAlterConfigs,
-            incremental_alter_configs::handle(ctx, r)
+            incremental_alter_configs::handle(ctx, r).await
         ),
         RequestKind::DeleteRecords(r) => {
             reply!(ApiKey::DeleteRecords, delete_records::handle(ctx, r))
@@ -315,6 +326,10 @@ async fn dispatch(
             reply!(ApiKey::InitProducerId, init_producer_id::handle(ctx, r))
         }
         RequestKind::OffsetCommit(r) => reply!(ApiKey::OffsetCommit, offset_commit::handle(ctx, r)),
+        RequestKind::OffsetForLeaderEpoch(r) => reply!(
+            ApiKey::OffsetForLeaderEpoch,
+            offset_for_leader_epoch::handle(ctx, r)
+        ),
         RequestKind::OffsetFetch(r) => reply!(ApiKey::OffsetFetch, offset_fetch::handle(ctx, r)),
         RequestKind::OffsetDelete(r) => reply!(ApiKey::OffsetDelete, offset_delete::handle(ctx, r)),
         RequestKind::JoinGroup(r) => {

@@ -3,6 +3,7 @@
 //! before the acknowledgement.
 
 use super::{errors, topic_name, ConnError, RequestContext};
+use crate::cluster::replica::{Partition, Refusal};
 use bytes::Bytes;
 use codecs::kafka::legacy::{self, LegacyPartitionResponse};
 use kafka_protocol::error::ResponseError;
@@ -30,6 +31,9 @@ pub(crate) async fn handle(
     let store = &ctx.broker.store;
     let acks_valid = matches!(req.acks, -1..=1);
     let mut to_flush: Vec<Arc<PartitionLog>> = Vec::new();
+    // acks=all in a cluster: (topic index, partition index, replica, end offset) to wait for.
+    let mut to_replicate: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+    let me = ctx.broker.node_id;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
@@ -49,6 +53,30 @@ pub(crate) async fn handle(
                     continue;
                 }
             };
+            let replica = match &ctx.broker.cluster {
+                None => None,
+                Some(c) => {
+                    let checked = c
+                        .replicas
+                        .get(&name, pd.index)
+                        .ok_or(Refusal::NotLeader)
+                        .and_then(|p| p.check_leader(me, -1).map(|_| p))
+                        .and_then(|p| {
+                            if req.acks == -1 {
+                                p.check_min_isr().map(|_| p)
+                            } else {
+                                Ok(p)
+                            }
+                        });
+                    match checked {
+                        Ok(p) => Some(p),
+                        Err(r) => {
+                            parts.push(partition_error(pd.index, r.code()));
+                            continue;
+                        }
+                    }
+                }
+            };
             let Some(records) = pd.records else {
                 parts.push(partition_error(
                     pd.index,
@@ -66,6 +94,12 @@ pub(crate) async fn handle(
                     }
                     if r.needs_flush {
                         to_flush.push(log.clone());
+                    }
+                    if let Some(p) = replica {
+                        p.update_high_watermark(me);
+                        if req.acks == -1 {
+                            to_replicate.push((responses.len(), parts.len(), p, r.last_offset + 1));
+                        }
                     }
                     let mut p = PartitionProduceResponse::default();
                     p.index = pd.index;
@@ -124,6 +158,26 @@ pub(crate) async fn handle(
             for tr in responses.iter_mut().filter(|r| r.name.0.as_str() == t) {
                 for pr in tr.partition_responses.iter_mut().filter(|r| r.index == p) {
                     pr.error_code = ResponseError::KafkaStorageError.code();
+                }
+            }
+        }
+    }
+    if !to_replicate.is_empty() {
+        let timeout = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 300_000) as u64);
+        let waits = to_replicate
+            .iter()
+            .map(|(_, _, p, end)| p.wait_replicated(me, *end, timeout));
+        let results = futures::future::join_all(waits).await;
+        for ((t, i, p, _), res) in to_replicate.iter().zip(results) {
+            if let Err(r) = res {
+                tracing::debug!(peer = %ctx.peer, topic = %p.topic, partition = p.index, refusal = ?r, "acks=all not satisfied");
+                if let Some(pr) = responses
+                    .get_mut(*t)
+                    .and_then(|tr| tr.partition_responses.get_mut(*i))
+                {
+                    if pr.error_code == 0 {
+                        pr.error_code = r.code();
+                    }
                 }
             }
         }

@@ -168,7 +168,7 @@ pub(crate) fn current(
 }
 
 /// Replaces a resource's dynamic overrides with `configs` after validating them.
-pub(crate) fn replace(
+pub(crate) async fn replace(
     broker: &Broker,
     resource_type: i8,
     name: &str,
@@ -178,9 +178,14 @@ pub(crate) fn replace(
     use kafka_protocol::error::ResponseError as E;
     match resource_type {
         RESOURCE_TOPIC => broker
-            .store
             .set_topic_configs(name, configs, validate_only)
-            .map_err(|e| (super::errors::error(&e), e.to_string())),
+            .await
+            .map_err(|e| {
+                (
+                    E::try_from_code(e.code()).unwrap_or(E::UnknownServerError),
+                    e.to_string(),
+                )
+            }),
         RESOURCE_BROKER => {
             for (k, v) in &configs {
                 if !broker_key_dynamic(k) {

@@ -9,7 +9,6 @@ use codecs::rocketmq::codes::response as rs;
 use codecs::rocketmq::RemotingCommand;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use storage::StorageError;
 
 fn int(cmd: &RemotingCommand, key: &str, default: i64) -> i64 {
     cmd.ext(key)
@@ -19,7 +18,7 @@ fn int(cmd: &RemotingCommand, key: &str, default: i64) -> i64 {
 
 /// UPDATE_AND_CREATE_TOPIC: `writeQueueNums`/`readQueueNums` queues on this broker (partitions
 /// are added when the count grows; they are never removed), `perm` and flags as attributes.
-pub(super) fn create_topic(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
+pub(super) async fn create_topic(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
     let store = &rmq.broker.store;
     let topic = cmd.ext("topic").unwrap_or("").to_string();
     if topic == super::namesrv::DEFAULT_TOPIC {
@@ -34,17 +33,28 @@ pub(super) fn create_topic(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCom
         return reply(rs::SYSTEM_ERROR, "queue numbers must be between 1 and 1024");
     }
     let queues = read.max(write) as i32;
+    let broker = &rmq.broker;
     let result = match store.topic(&topic) {
         Some(t) if (t.partitions.len() as i32) < queues => {
-            store.create_partitions(&topic, queues, false)
+            broker.create_partitions(&topic, queues, false).await
         }
         Some(_) => Ok(()),
-        None => store
-            .create_topic(&topic, queues, 1, BTreeMap::new(), false)
+        None => broker
+            .create_topic(
+                crate::topics::NewTopic {
+                    name: topic.clone(),
+                    partitions: queues,
+                    replication_factor: -1,
+                    configs: BTreeMap::new(),
+                    assignment: None,
+                },
+                false,
+            )
+            .await
             .map(|_| ()),
     };
     if let Err(e) = result {
-        if !matches!(e, StorageError::TopicExists(_)) {
+        if !e.is_exists() {
             tracing::warn!(%topic, error = %e, "UPDATE_AND_CREATE_TOPIC failed");
             return reply(rs::SYSTEM_ERROR, e.to_string());
         }
@@ -67,17 +77,22 @@ pub(super) fn create_topic(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCom
     if let Some(f) = cmd.ext("topicFilterType") {
         attrs.insert("topicFilterType".into(), f.to_string());
     }
-    match store.set_topic_attributes(&topic, attrs) {
+    match broker.set_topic_attributes(&topic, attrs).await {
         Ok(()) => ok(),
         Err(e) => reply(rs::SYSTEM_ERROR, e.to_string()),
     }
 }
 
-pub(super) fn delete_topic(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
+pub(super) async fn delete_topic(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
     let topic = cmd.ext("topic").unwrap_or("");
-    match rmq.broker.store.delete_topic(topic) {
+    match rmq.broker.delete_topic(topic).await {
         // Deleting an absent topic succeeds, as in RocketMQ.
-        Ok(_) | Err(StorageError::UnknownTopic(_)) => ok(),
+        Ok(_) => ok(),
+        Err(e)
+            if e.code() == kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code() =>
+        {
+            ok()
+        }
         Err(e) => reply(rs::SYSTEM_ERROR, e.to_string()),
     }
 }

@@ -120,7 +120,7 @@ async fn deliver(rmq: &Arc<RocketMq>, m: StoredMessage) -> Result<(), String> {
         prepared_transaction_offset: 0,
         properties: props,
     };
-    append(&log, &[out]).await.map(|_| ())
+    append(rmq, &log, &[out]).await.map(|_| ())
 }
 
 fn due_at(m: &StoredMessage) -> i64 {

@@ -54,14 +54,8 @@ pub(super) fn heartbeat(
             // The real broker creates the group's retry topic on the first heartbeat.
             let retry = retry_topic(&group);
             if rmq.broker.store.topic(&retry).is_none() {
-                if let Err(e) = rmq
-                    .broker
-                    .store
-                    .create_topic(&retry, 1, 1, BTreeMap::new(), false)
-                {
-                    if !matches!(e, storage::StorageError::TopicExists(_)) {
-                        tracing::warn!(peer = %conn.peer, topic = %retry, error = %e, "cannot create retry topic");
-                    }
+                if let Err(e) = crate::topics::block_on(rmq.broker.ensure_topic(&retry, 1)) {
+                    tracing::warn!(peer = %conn.peer, topic = %retry, error = %e, "cannot create retry topic");
                 }
             }
         }

@@ -289,14 +289,10 @@ async fn connection(
 /// Creates a system or group topic (retry, DLQ, schedule, half) with `queues` queues unless
 /// it exists already.
 pub(crate) fn ensure_topic(rmq: &RocketMq, topic: &str, queues: i32) -> Result<(), String> {
-    let store = &rmq.broker.store;
-    if store.topic(topic).is_some() {
+    if rmq.broker.store.topic(topic).is_some() {
         return Ok(());
     }
-    match store.create_topic(topic, queues, 1, Default::default(), false) {
-        Ok(_) | Err(storage::StorageError::TopicExists(_)) => Ok(()),
-        Err(e) => Err(e.to_string()),
-    }
+    crate::topics::block_on(rmq.broker.ensure_topic(topic, queues)).map_err(|e| e.to_string())
 }
 
 /// A response with a code and remark.
@@ -345,8 +341,10 @@ async fn handle(
         rq::VIEW_MESSAGE_BY_ID => query::view_by_id(rmq, &cmd),
         rq::LOCK_BATCH_MQ => lock::lock(rmq, &cmd),
         rq::UNLOCK_BATCH_MQ => lock::unlock(rmq, &cmd),
-        rq::UPDATE_AND_CREATE_TOPIC => admin::create_topic(rmq, &cmd),
-        rq::DELETE_TOPIC_IN_BROKER | rq::DELETE_TOPIC_IN_NAMESRV => admin::delete_topic(rmq, &cmd),
+        rq::UPDATE_AND_CREATE_TOPIC => admin::create_topic(rmq, &cmd).await,
+        rq::DELETE_TOPIC_IN_BROKER | rq::DELETE_TOPIC_IN_NAMESRV => {
+            admin::delete_topic(rmq, &cmd).await
+        }
         rq::GET_BROKER_RUNTIME_INFO => admin::runtime_info(rmq),
         rq::GET_ALL_TOPIC_CONFIG => admin::all_topic_config(rmq),
         rq::GET_CONSUMER_CONNECTION_LIST => admin::consumer_connections(rmq, &cmd),

@@ -66,7 +66,7 @@ pub(super) async fn send_back(rmq: &Arc<RocketMq>, cmd: &RemotingCommand) -> Rem
             Err(e) => return reply(rs::SYSTEM_ERROR, e.to_string()),
         };
         tracing::info!(group = %h.group, topic = %orig.topic, reconsume, "message moved to the dead-letter topic");
-        return match append(&log, &[msg]).await {
+        return match append(rmq, &log, &[msg]).await {
             Ok(_) => ok(),
             Err(e) => reply(rs::SYSTEM_ERROR, e),
         };

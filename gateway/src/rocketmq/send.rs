@@ -11,10 +11,9 @@ use codecs::rocketmq::codes::{request as rq, response as rs};
 use codecs::rocketmq::header::{CustomHeader, SendMessageHeader, SendMessageResponseHeader};
 use codecs::rocketmq::message::{self as rmsg, property, sys_flag};
 use codecs::rocketmq::{decode_batch, offset_msg_id, RemotingCommand};
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::Arc;
-use storage::{PartitionLog, StorageError};
+use storage::PartitionLog;
 
 /// PERM_WRITE bit of a topic's `perm`.
 const PERM_WRITE: i64 = 0x2;
@@ -76,9 +75,8 @@ fn ensure_topic(rmq: &RocketMq, h: &SendMessageHeader) -> Result<i64, RemotingCo
     } else {
         h.default_topic_queue_nums.clamp(1, 8)
     };
-    match store.create_topic(&h.topic, queues, 1, BTreeMap::new(), false) {
-        Ok(_) | Err(StorageError::TopicExists(_)) => {}
-        Err(e) => return Err(reply(rs::SYSTEM_ERROR, e.to_string())),
+    if let Err(e) = crate::topics::block_on(rmq.broker.ensure_topic(&h.topic, queues)) {
+        return Err(reply(rs::SYSTEM_ERROR, e.to_string()));
     }
     tracing::info!(topic = %h.topic, queues, "topic auto-created by a RocketMQ send");
     Ok(store
@@ -89,9 +87,39 @@ fn ensure_topic(rmq: &RocketMq, h: &SendMessageHeader) -> Result<i64, RemotingCo
 
 /// Appends already-converted messages and waits for the flush policy.
 pub(super) async fn append(
+    rmq: &RocketMq,
     log: &Arc<PartitionLog>,
     msgs: &[Outgoing],
 ) -> Result<(i64, i64), String> {
+    // In a cluster only the leader appends, and the topic's policy decides when the send is
+    // acknowledged.
+    let replica = match &rmq.broker.cluster {
+        None => None,
+        Some(c) => {
+            let p = c
+                .replicas
+                .get(log.topic(), log.partition())
+                .filter(|p| p.check_leader(c.node_id, -1).is_ok())
+                .ok_or_else(|| {
+                    format!(
+                        "this broker does not lead {}-{} now; retry with a fresh route",
+                        log.topic(),
+                        log.partition()
+                    )
+                })?;
+            let policy = rmq
+                .broker
+                .store
+                .topic(log.topic())
+                .and_then(|t| t.meta.configs.get("replication.policy").cloned())
+                .unwrap_or_else(|| "leader".into());
+            if policy == "isr" {
+                p.check_min_isr()
+                    .map_err(|e| format!("replication policy isr not met: {e:?}"))?;
+            }
+            Some((c.node_id, p, policy))
+        }
+    };
     let batch = convert::to_batch(msgs)?;
     let r = log.append(&batch).map_err(|e| e.to_string())?;
     if r.needs_flush {
@@ -100,6 +128,17 @@ pub(super) async fn append(
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+    }
+    if let Some((me, p, policy)) = replica {
+        p.update_high_watermark(me);
+        let timeout = std::time::Duration::from_secs(5);
+        let end = r.last_offset + 1;
+        let res = match policy.as_str() {
+            "isr" => p.wait_replicated(me, end, timeout).await,
+            "quorum" => p.wait_quorum(me, end, timeout).await,
+            _ => Ok(()),
+        };
+        res.map_err(|e| format!("replication policy {policy} not met: {e:?}"))?;
     }
     metrics::counter!("rocketmq_messages_in_total", "topic" => log.topic().to_string())
         .increment(msgs.len() as u64);
@@ -223,7 +262,7 @@ pub(super) async fn store_and_ack(
         (Err(e), _) => return reply(rs::SYSTEM_ERROR, e.to_string()),
         (_, None) => return reply(rs::TOPIC_NOT_EXIST, format!("topic[{topic}] not exist")),
     };
-    match append(&log, msgs).await {
+    match append(rmq, &log, msgs).await {
         Ok((base, last)) => {
             let ids: Vec<String> = (base..=last)
                 .map(|o| offset_msg_id(rmq.broker_addr, convert::commit_log_offset(code, queue, o)))

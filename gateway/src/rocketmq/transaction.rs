@@ -133,7 +133,7 @@ async fn record_resolution(rmq: &Arc<RocketMq>, half_offset: i64) -> Result<(), 
         prepared_transaction_offset: 0,
         properties: vec![(property::TAGS.to_string(), "d".to_string())],
     };
-    append(&log, &[op]).await?;
+    append(rmq, &log, &[op]).await?;
     rmq.transactions.resolved.lock().insert(half_offset);
     rmq.transactions.checks.lock().remove(&half_offset);
     Ok(())
@@ -197,7 +197,7 @@ pub(super) async fn end(
             Ok(l) => l,
             Err(e) => return reply(rs::SYSTEM_ERROR, e.to_string()),
         };
-        if let Err(e) = append(&log, &[out]).await {
+        if let Err(e) = append(rmq, &log, &[out]).await {
             tracing::error!(peer = %conn.peer, %topic, queue, error = %e, "transaction commit failed");
             return reply(rs::SYSTEM_ERROR, e);
         }

@@ -1,0 +1,411 @@
+//! Cluster mode: the metadata quorum (openraft over the controller port), the controller's
+//! duties (node liveness, elections through applied commands), the local materialisation of
+//! the metadata into the storage core, and partition replication.
+//!
+//! Without `controller.quorum.voters` the server runs as the single-node default and none of
+//! this starts.
+
+pub(crate) mod fetcher;
+pub(crate) mod kafka_client;
+pub(crate) mod raft_store;
+pub(crate) mod replica;
+pub(crate) mod rpc;
+pub(crate) mod state;
+
+use crate::config::Config;
+use anyhow::Context;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::BasicNode;
+use parking_lot::Mutex;
+use raft_store::{LogStore, NodeId, StateMachine, TypeConfig};
+use replica::ReplicaManager;
+use rpc::{Request, Response, RpcClient, WriteReply};
+use state::{ClusterState, Command, NodeInfo, Outcome};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use storage::{Store, TopicMeta};
+use tokio::net::TcpListener;
+
+pub(crate) type Raft = openraft::Raft<TypeConfig>;
+
+/// Why a metadata change did not happen.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClusterError {
+    #[error("no controller reachable within {0:?}")]
+    NoController(Duration),
+    #[error("metadata quorum failed: {0}")]
+    Raft(String),
+}
+
+/// Timing knobs (Kafka's names).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timings {
+    pub(crate) heartbeat: Duration,
+    pub(crate) session_timeout: Duration,
+    pub(crate) replica_lag_max: Duration,
+}
+
+/// Parses `controller.quorum.voters` (`id@host:port,...`).
+pub(crate) fn parse_voters(v: &str) -> anyhow::Result<BTreeMap<NodeId, String>> {
+    let mut out = BTreeMap::new();
+    for part in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = part.split_once('@').with_context(|| {
+            format!("controller.quorum.voters entry {part:?} is not id@host:port")
+        })?;
+        let id: NodeId = id
+            .parse()
+            .with_context(|| format!("controller.quorum.voters id {id:?} is not a number"))?;
+        out.insert(id, addr.to_string());
+    }
+    Ok(out)
+}
+
+/// One node's view of and part in the cluster.
+pub(crate) struct Cluster {
+    pub(crate) node_id: i32,
+    pub(crate) raft: Raft,
+    sm: StateMachine,
+    voters: BTreeMap<NodeId, String>,
+    pub(crate) info: NodeInfo,
+    pub(crate) timings: Timings,
+    store: Arc<Store>,
+    pub(crate) replicas: Arc<ReplicaManager>,
+    /// Controller only: when each node last sent a heartbeat.
+    last_seen: Mutex<HashMap<i32, Instant>>,
+    /// Serialises materialisation of the metadata into the store.
+    reconcile_lock: tokio::sync::Mutex<()>,
+    /// Connection to the controller for forwarded writes and heartbeats.
+    leader_client: tokio::sync::Mutex<Option<(NodeId, RpcClient)>>,
+}
+
+impl Cluster {
+    /// Starts the node's part of the quorum and its background duties.
+    pub(crate) async fn start(
+        cfg: &Config,
+        store: Arc<Store>,
+        info: NodeInfo,
+        listener: TcpListener,
+    ) -> anyhow::Result<Arc<Self>> {
+        let voters = parse_voters(cfg.get("controller.quorum.voters").unwrap_or(""))?;
+        let node_id = info.id;
+        let dir = cfg.data_dir().join("meta").join("raft");
+        let log = LogStore::open(&dir)?;
+        let sm = StateMachine::open(&dir)?;
+        let raft_config = openraft::Config {
+            cluster_name: "gateway-metadata".into(),
+            heartbeat_interval: 100,
+            election_timeout_min: 400,
+            election_timeout_max: 800,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
+            max_in_snapshot_log_to_keep: 200,
+            ..Default::default()
+        };
+        let raft_config = Arc::new(raft_config.validate().context("raft config")?);
+        let raft = Raft::new(
+            node_id as NodeId,
+            raft_config,
+            rpc::NetworkFactory,
+            log,
+            sm.clone(),
+        )
+        .await
+        .context("starting the metadata quorum")?;
+        let timings = Timings {
+            heartbeat: Duration::from_millis(
+                cfg.int("broker.heartbeat.interval.ms")?.max(10) as u64
+            ),
+            session_timeout: Duration::from_millis(
+                cfg.int("broker.session.timeout.ms")?.max(100) as u64
+            ),
+            replica_lag_max: Duration::from_millis(
+                cfg.int("replica.lag.time.max.ms")?.max(100) as u64
+            ),
+        };
+        let cluster = Arc::new(Self {
+            node_id,
+            raft: raft.clone(),
+            sm,
+            voters: voters.clone(),
+            info,
+            timings,
+            store: store.clone(),
+            replicas: Arc::new(ReplicaManager::new(node_id, store, timings)),
+            last_seen: Mutex::new(HashMap::new()),
+            reconcile_lock: tokio::sync::Mutex::new(()),
+            leader_client: tokio::sync::Mutex::new(None),
+        });
+        tokio::spawn(rpc::serve(cluster.clone(), listener));
+        if !raft.is_initialized().await.unwrap_or(true) {
+            let members: BTreeMap<NodeId, BasicNode> = voters
+                .iter()
+                .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
+                .collect();
+            // Every voter proposes the same initial membership; openraft accepts that.
+            if let Err(e) = raft.initialize(members).await {
+                tracing::debug!(error = %e, "metadata quorum already initialised");
+            }
+        }
+        tokio::spawn(cluster.clone().heartbeat_loop());
+        tokio::spawn(cluster.clone().controller_loop());
+        tokio::spawn(cluster.clone().reconcile_loop());
+        replica::start(cluster.clone());
+        Ok(cluster)
+    }
+
+    /// The applied metadata.
+    pub(crate) fn state(&self) -> Arc<ClusterState> {
+        self.sm.current()
+    }
+
+    /// The current controller (Raft leader), if known.
+    pub(crate) fn controller_id(&self) -> Option<i32> {
+        self.raft
+            .metrics()
+            .borrow()
+            .current_leader
+            .map(|l| l as i32)
+    }
+
+    pub(crate) fn is_controller(&self) -> bool {
+        self.controller_id() == Some(self.node_id)
+    }
+
+    /// Commits a change through the controller (forwarding from any node) and waits until it
+    /// is applied and materialised here.
+    pub(crate) async fn propose(&self, cmd: Command) -> Result<Outcome, ClusterError> {
+        let limit = Duration::from_secs(15);
+        let deadline = Instant::now() + limit;
+        loop {
+            let reply = match self.controller_id() {
+                Some(l) if l == self.node_id => self.write_as_leader(cmd.clone()).await,
+                Some(l) => self.forward(l as NodeId, Request::Write(cmd.clone())).await,
+                None => WriteReply::NotLeader,
+            };
+            match reply {
+                WriteReply::Done { index, outcome } => {
+                    self.wait_applied(index, deadline).await;
+                    self.reconcile().await;
+                    return Ok(outcome);
+                }
+                WriteReply::Failed(e) => return Err(ClusterError::Raft(e)),
+                WriteReply::NotLeader => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(ClusterError::NoController(limit));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn forward(&self, leader: NodeId, req: Request) -> WriteReply {
+        let Some(addr) = self.voters.get(&leader).cloned() else {
+            return WriteReply::NotLeader;
+        };
+        let mut slot = self.leader_client.lock().await;
+        if slot.as_ref().is_none_or(|(id, _)| *id != leader) {
+            *slot = Some((leader, RpcClient::new(addr)));
+        }
+        let Some((_, client)) = slot.as_mut() else {
+            return WriteReply::NotLeader;
+        };
+        match client.call(&req, Duration::from_secs(5)).await {
+            Ok(Response::Write(r)) => r,
+            Ok(_) => WriteReply::Failed("unexpected controller reply".into()),
+            Err(e) => {
+                tracing::debug!(leader, error = %e, "forwarding to the controller failed");
+                WriteReply::NotLeader
+            }
+        }
+    }
+
+    /// Writes through the local Raft instance, which must be the leader.
+    pub(crate) async fn write_as_leader(&self, cmd: Command) -> WriteReply {
+        match self.raft.client_write(cmd).await {
+            Ok(r) => WriteReply::Done {
+                index: r.log_id.index,
+                outcome: r.data,
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => WriteReply::NotLeader,
+            Err(e) => WriteReply::Failed(e.to_string()),
+        }
+    }
+
+    async fn wait_applied(&self, index: u64, deadline: Instant) {
+        let mut rx = self.sm.subscribe();
+        while self.sm.applied_index() < index && Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(100), rx.changed()).await;
+        }
+    }
+
+    /// Controller side of a heartbeat: remembers the node and (re)registers it if the
+    /// metadata does not show it alive with these endpoints.
+    pub(crate) async fn on_heartbeat(&self, info: NodeInfo) -> bool {
+        if !self.is_controller() {
+            return false;
+        }
+        self.last_seen.lock().insert(info.id, Instant::now());
+        let known = self.state().nodes.get(&info.id).cloned();
+        if known.is_none_or(|n| n.fenced || n.info != info) {
+            let id = info.id;
+            match self.write_as_leader(Command::RegisterNode(info)).await {
+                WriteReply::Done { .. } => tracing::info!(node = id, "node registered"),
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.timings.heartbeat);
+        loop {
+            tick.tick().await;
+            match self.controller_id() {
+                Some(l) if l == self.node_id => {
+                    self.on_heartbeat(self.info.clone()).await;
+                }
+                Some(l) => {
+                    let Some(addr) = self.voters.get(&(l as NodeId)).cloned() else {
+                        continue;
+                    };
+                    let mut slot = self.leader_client.lock().await;
+                    if slot.as_ref().is_none_or(|(id, _)| *id != l as NodeId) {
+                        *slot = Some((l as NodeId, RpcClient::new(addr)));
+                    }
+                    if let Some((_, c)) = slot.as_mut() {
+                        let _ = c
+                            .call(
+                                &Request::Heartbeat(self.info.clone()),
+                                self.timings.heartbeat * 4,
+                            )
+                            .await;
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// While this node is the controller: fences nodes whose heartbeats stopped.
+    async fn controller_loop(self: Arc<Self>) {
+        let mut was_controller = false;
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            let controller = self.is_controller();
+            metrics::gauge!("cluster_is_controller").set(if controller { 1.0 } else { 0.0 });
+            metrics::gauge!("cluster_controller_id").set(self.controller_id().unwrap_or(-1) as f64);
+            {
+                let st = self.state();
+                let live = st.nodes.values().filter(|n| !n.fenced).count();
+                metrics::gauge!("cluster_live_nodes").set(live as f64);
+                metrics::gauge!("cluster_fenced_nodes").set((st.nodes.len() - live) as f64);
+            }
+            if !controller {
+                was_controller = false;
+                continue;
+            }
+            if !was_controller {
+                // A new controller gives every node a full session to check in.
+                let now = Instant::now();
+                let mut seen = self.last_seen.lock();
+                seen.clear();
+                for id in self.state().nodes.keys() {
+                    seen.insert(*id, now);
+                }
+                was_controller = true;
+                metrics::counter!("cluster_controller_elections_total").increment(1);
+                tracing::info!(node = self.node_id, "became controller");
+            }
+            let state = self.state();
+            let stale: Vec<i32> = {
+                let seen = self.last_seen.lock();
+                state
+                    .nodes
+                    .values()
+                    .filter(|n| !n.fenced)
+                    .filter(|n| {
+                        seen.get(&n.info.id)
+                            .is_none_or(|t| t.elapsed() > self.timings.session_timeout)
+                    })
+                    .map(|n| n.info.id)
+                    .collect()
+            };
+            for id in stale {
+                tracing::warn!(node = id, "node missed its heartbeats; fencing it");
+                metrics::counter!("cluster_nodes_fenced_total").increment(1);
+                let _ = self.write_as_leader(Command::FenceNode { id }).await;
+            }
+        }
+    }
+
+    async fn reconcile_loop(self: Arc<Self>) {
+        let mut rx = self.sm.subscribe();
+        loop {
+            self.reconcile().await;
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Makes the local store and replica roles match the applied metadata.
+    pub(crate) async fn reconcile(&self) {
+        let _g = self.reconcile_lock.lock().await;
+        let state = self.state();
+        let store = self.store.clone();
+        let st = state.clone();
+        let res = tokio::task::spawn_blocking(move || -> storage::Result<()> {
+            for (name, t) in &st.topics {
+                let meta = TopicMeta {
+                    name: name.clone(),
+                    id: t.id,
+                    partitions: t.partitions.len() as i32,
+                    replication_factor: t.replication_factor(),
+                    configs: t.configs.clone(),
+                    internal: t.internal,
+                    code: t.code,
+                    attributes: t.attributes.clone(),
+                };
+                store.adopt_topic(&meta)?;
+            }
+            for t in store.topics() {
+                if !st.topics.contains_key(&t.meta.name) {
+                    store.delete_topic(&t.meta.name)?;
+                }
+            }
+            Ok(())
+        })
+        .await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to the store failed"),
+            Err(e) => tracing::error!(error = %e, "metadata reconcile task failed"),
+        }
+        self.replicas.apply(&state);
+    }
+
+    /// The node coordinating a consumer group: a live node chosen by the key's hash, so every
+    /// node gives the same answer.
+    pub(crate) fn coordinator_for(&self, key: &str) -> Option<NodeInfo> {
+        let state = self.state();
+        let live: Vec<&state::NodeState> = state.nodes.values().filter(|n| !n.fenced).collect();
+        if live.is_empty() {
+            return None;
+        }
+        // Java's String.hashCode, so the choice is stable across versions of this server.
+        let h = key
+            .encode_utf16()
+            .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+        let i = (h as i64).rem_euclid(live.len() as i64) as usize;
+        live.get(i).map(|n| n.info.clone())
+    }
+
+    /// Kafka address of a node, from the metadata.
+    pub(crate) fn kafka_addr(&self, id: i32) -> Option<String> {
+        self.state()
+            .nodes
+            .get(&id)
+            .map(|n| format!("{}:{}", n.info.host, n.info.kafka_port))
+    }
+}

@@ -1,0 +1,599 @@
+//! The replicated cluster metadata: nodes, topics, partition assignment, leaders, ISR and leader
+//! epochs. Every change is a [`Command`] committed through the Raft log and applied here in the
+//! same order on every node, so `apply` must be deterministic.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
+
+/// No leader (every eligible replica is down).
+pub(crate) const NO_LEADER: i32 = -1;
+
+/// A node as registered with the controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NodeInfo {
+    pub(crate) id: i32,
+    /// Advertised Kafka endpoint.
+    pub(crate) host: String,
+    pub(crate) kafka_port: i32,
+    /// Advertised RocketMQ broker endpoint (`host:port`).
+    pub(crate) rocketmq_addr: String,
+    /// Controller (Raft and internal RPC) endpoint (`host:port`).
+    pub(crate) controller_addr: String,
+    pub(crate) rack: Option<String>,
+}
+
+/// A node and whether it may lead partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NodeState {
+    pub(crate) info: NodeInfo,
+    /// Fenced nodes missed their heartbeats: they lead nothing and are out of every ISR.
+    pub(crate) fenced: bool,
+}
+
+/// One partition's replicas and leadership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PartitionState {
+    /// Assigned replicas; the first is the preferred leader.
+    pub(crate) replicas: Vec<i32>,
+    pub(crate) leader: i32,
+    pub(crate) leader_epoch: i32,
+    /// Bumped on every change of leader or ISR (Kafka's partition epoch).
+    pub(crate) partition_epoch: i32,
+    pub(crate) isr: Vec<i32>,
+}
+
+/// A topic in the cluster metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TopicState {
+    pub(crate) id: Uuid,
+    /// Small cluster-wide number (RocketMQ commit-log offsets and message ids use it).
+    pub(crate) code: u32,
+    pub(crate) partitions: Vec<PartitionState>,
+    pub(crate) configs: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) internal: bool,
+}
+
+impl TopicState {
+    /// Replication factor (replicas of partition 0).
+    pub(crate) fn replication_factor(&self) -> i16 {
+        self.partitions
+            .first()
+            .map(|p| p.replicas.len() as i16)
+            .unwrap_or(1)
+    }
+}
+
+/// The whole replicated metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ClusterState {
+    pub(crate) nodes: BTreeMap<i32, NodeState>,
+    pub(crate) topics: BTreeMap<String, TopicState>,
+    /// Rotates the first replica of new topics so leadership spreads.
+    pub(crate) next_start: u32,
+}
+
+/// A change to the metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Command {
+    /// A node (re)announces itself; unfences it and elects it where partitions had no leader.
+    RegisterNode(NodeInfo),
+    /// A node missed its heartbeats.
+    FenceNode {
+        id: i32,
+    },
+    CreateTopic {
+        name: String,
+        id: Uuid,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+        attributes: BTreeMap<String, String>,
+        /// Explicit assignment (CreateTopics with replica assignments), else spread by rack.
+        assignment: Option<Vec<Vec<i32>>>,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        total: i32,
+    },
+    SetConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
+    },
+    SetAttributes {
+        name: String,
+        attributes: BTreeMap<String, String>,
+    },
+    /// A leader reports a new ISR (shrink or expand), fenced by its epochs.
+    AlterIsr {
+        topic: String,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+    },
+}
+
+/// What applying a command returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Outcome {
+    Ok,
+    /// Rejected: Kafka error code and message.
+    Rejected(i16, String),
+}
+
+const TOPIC_EXISTS: i16 = 36;
+const UNKNOWN_TOPIC: i16 = 3;
+const INVALID_REPLICATION_FACTOR: i16 = 38;
+const INVALID_PARTITIONS: i16 = 37;
+const FENCED_LEADER_EPOCH: i16 = 74;
+const INVALID_REQUEST: i16 = 42;
+const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+
+fn rejected(code: i16, msg: impl Into<String>) -> Outcome {
+    Outcome::Rejected(code, msg.into())
+}
+
+impl ClusterState {
+    fn live_nodes(&self) -> Vec<&NodeState> {
+        self.nodes.values().filter(|n| !n.fenced).collect()
+    }
+
+    fn unclean_allowed(&self, topic: &TopicState) -> bool {
+        topic
+            .configs
+            .get("unclean.leader.election.enable")
+            .is_some_and(|v| v == "true")
+    }
+
+    /// Rack-aware round robin (Kafka's): nodes are interleaved rack by rack, then replica j of
+    /// partition p goes to the node `start + p + j` places along that list.
+    fn assign(&mut self, partitions: i32, first: i32, rf: i16) -> Result<Vec<Vec<i32>>, Outcome> {
+        let live = self.live_nodes();
+        if rf < 1 || rf as usize > live.len() {
+            return Err(rejected(
+                INVALID_REPLICATION_FACTOR,
+                format!(
+                    "replication factor {rf} is not between 1 and the {} available nodes",
+                    live.len()
+                ),
+            ));
+        }
+        let mut by_rack: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for n in &live {
+            by_rack
+                .entry(n.info.rack.clone().unwrap_or_default())
+                .or_default()
+                .push(n.info.id);
+        }
+        let mut order = Vec::with_capacity(live.len());
+        let deepest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+        for i in 0..deepest {
+            for ids in by_rack.values() {
+                if let Some(id) = ids.get(i) {
+                    order.push(*id);
+                }
+            }
+        }
+        let n = order.len();
+        let start = self.next_start as usize;
+        self.next_start = self.next_start.wrapping_add(1);
+        Ok((first..first + partitions)
+            .map(|p| {
+                (0..rf as usize)
+                    .map(|j| order[(start + p as usize + j) % n])
+                    .collect()
+            })
+            .collect())
+    }
+
+    fn next_code(&self) -> u32 {
+        let used: BTreeSet<u32> = self.topics.values().map(|t| t.code).collect();
+        (1..).find(|c| !used.contains(c)).unwrap_or(u32::MAX)
+    }
+
+    fn new_partitions(assignment: Vec<Vec<i32>>) -> Vec<PartitionState> {
+        assignment
+            .into_iter()
+            .map(|replicas| PartitionState {
+                leader: replicas.first().copied().unwrap_or(NO_LEADER),
+                leader_epoch: 0,
+                partition_epoch: 0,
+                isr: replicas.clone(),
+                replicas,
+            })
+            .collect()
+    }
+
+    /// Applies one command.
+    pub(crate) fn apply(&mut self, cmd: Command) -> Outcome {
+        match cmd {
+            Command::RegisterNode(info) => {
+                let id = info.id;
+                self.nodes.insert(
+                    id,
+                    NodeState {
+                        info,
+                        fenced: false,
+                    },
+                );
+                self.on_node_up(id);
+                Outcome::Ok
+            }
+            Command::FenceNode { id } => {
+                match self.nodes.get_mut(&id) {
+                    Some(n) if !n.fenced => n.fenced = true,
+                    _ => return Outcome::Ok,
+                }
+                self.on_node_down(id);
+                Outcome::Ok
+            }
+            Command::CreateTopic {
+                name,
+                id,
+                partitions,
+                replication_factor,
+                configs,
+                attributes,
+                assignment,
+            } => {
+                if self.topics.contains_key(&name) {
+                    return rejected(TOPIC_EXISTS, format!("Topic '{name}' already exists."));
+                }
+                if partitions < 1 {
+                    return rejected(INVALID_PARTITIONS, "partitions must be at least 1");
+                }
+                let assignment = match assignment {
+                    Some(a) => {
+                        if a.len() != partitions as usize
+                            || a.iter().any(|r| {
+                                r.is_empty()
+                                    || r.iter().any(|n| !self.nodes.contains_key(n))
+                                    || r.iter().collect::<BTreeSet<_>>().len() != r.len()
+                            })
+                        {
+                            return rejected(
+                                INVALID_REPLICA_ASSIGNMENT,
+                                "replica assignment names unknown or repeated nodes",
+                            );
+                        }
+                        a
+                    }
+                    None => match self.assign(partitions, 0, replication_factor) {
+                        Ok(a) => a,
+                        Err(o) => return o,
+                    },
+                };
+                let code = self.next_code();
+                self.topics.insert(
+                    name,
+                    TopicState {
+                        id,
+                        code,
+                        partitions: Self::new_partitions(assignment),
+                        configs,
+                        attributes,
+                        internal: false,
+                    },
+                );
+                Outcome::Ok
+            }
+            Command::DeleteTopic { name } => match self.topics.remove(&name) {
+                Some(_) => Outcome::Ok,
+                None => rejected(UNKNOWN_TOPIC, format!("Topic '{name}' does not exist.")),
+            },
+            Command::CreatePartitions { name, total } => {
+                let Some(t) = self.topics.get(&name) else {
+                    return rejected(UNKNOWN_TOPIC, format!("Topic '{name}' does not exist."));
+                };
+                let have = t.partitions.len() as i32;
+                if total <= have {
+                    return rejected(
+                        INVALID_PARTITIONS,
+                        format!("Topic currently has {have} partitions, {total} would not be an increase."),
+                    );
+                }
+                let rf = t.replication_factor();
+                let extra = match self.assign(total - have, have, rf) {
+                    Ok(a) => a,
+                    Err(o) => return o,
+                };
+                if let Some(t) = self.topics.get_mut(&name) {
+                    t.partitions.extend(Self::new_partitions(extra));
+                }
+                Outcome::Ok
+            }
+            Command::SetConfigs { name, configs } => match self.topics.get_mut(&name) {
+                Some(t) => {
+                    t.configs = configs;
+                    // Enabling unclean election can bring a leaderless partition back.
+                    let ids: Vec<i32> = self
+                        .nodes
+                        .values()
+                        .filter(|n| !n.fenced)
+                        .map(|n| n.info.id)
+                        .collect();
+                    for id in ids {
+                        self.on_node_up(id);
+                    }
+                    Outcome::Ok
+                }
+                None => rejected(UNKNOWN_TOPIC, format!("Topic '{name}' does not exist.")),
+            },
+            Command::SetAttributes { name, attributes } => match self.topics.get_mut(&name) {
+                Some(t) => {
+                    t.attributes = attributes;
+                    Outcome::Ok
+                }
+                None => rejected(UNKNOWN_TOPIC, format!("Topic '{name}' does not exist.")),
+            },
+            Command::AlterIsr {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                isr,
+            } => {
+                let fenced: BTreeSet<i32> = self
+                    .nodes
+                    .values()
+                    .filter(|n| n.fenced)
+                    .map(|n| n.info.id)
+                    .collect();
+                let Some(p) = self
+                    .topics
+                    .get_mut(&topic)
+                    .and_then(|t| t.partitions.get_mut(partition as usize))
+                else {
+                    return rejected(UNKNOWN_TOPIC, "unknown partition");
+                };
+                if p.leader != leader || p.leader_epoch != leader_epoch {
+                    return rejected(FENCED_LEADER_EPOCH, "stale leader or epoch");
+                }
+                if !isr.contains(&leader)
+                    || isr
+                        .iter()
+                        .any(|r| !p.replicas.contains(r) || fenced.contains(r))
+                {
+                    return rejected(
+                        INVALID_REQUEST,
+                        "ISR must hold the leader and live replicas",
+                    );
+                }
+                if p.isr != isr {
+                    p.isr = isr;
+                    p.partition_epoch += 1;
+                }
+                Outcome::Ok
+            }
+        }
+    }
+
+    /// A node left: it drops out of every ISR (unless it is the last member, which Kafka keeps
+    /// so a clean election can wait for it), and partitions it led elect a new leader from the
+    /// ISR, or from any live replica where unclean election is enabled.
+    fn on_node_down(&mut self, id: i32) {
+        let live: BTreeSet<i32> = self
+            .nodes
+            .values()
+            .filter(|n| !n.fenced)
+            .map(|n| n.info.id)
+            .collect();
+        let names: Vec<String> = self.topics.keys().cloned().collect();
+        for name in names {
+            let Some(t) = self.topics.get(&name) else {
+                continue;
+            };
+            let unclean = self.unclean_allowed(t);
+            let Some(t) = self.topics.get_mut(&name) else {
+                continue;
+            };
+            for p in t.partitions.iter_mut() {
+                if !p.replicas.contains(&id) {
+                    continue;
+                }
+                let mut changed = false;
+                if p.isr.contains(&id) && p.isr.len() > 1 {
+                    p.isr.retain(|r| *r != id);
+                    changed = true;
+                }
+                if p.leader == id {
+                    let next = p
+                        .replicas
+                        .iter()
+                        .find(|r| p.isr.contains(r) && live.contains(r))
+                        .copied();
+                    match next {
+                        Some(l) => p.leader = l,
+                        None if unclean => {
+                            match p.replicas.iter().find(|r| live.contains(r)).copied() {
+                                Some(l) => {
+                                    p.leader = l;
+                                    p.isr = vec![l];
+                                }
+                                None => p.leader = NO_LEADER,
+                            }
+                        }
+                        None => p.leader = NO_LEADER,
+                    }
+                    p.leader_epoch += 1;
+                    changed = true;
+                }
+                if changed {
+                    p.partition_epoch += 1;
+                }
+            }
+        }
+    }
+
+    /// A node came (back): leaderless partitions it may lead elect it.
+    fn on_node_up(&mut self, id: i32) {
+        let names: Vec<String> = self.topics.keys().cloned().collect();
+        for name in names {
+            let Some(t) = self.topics.get(&name) else {
+                continue;
+            };
+            let unclean = self.unclean_allowed(t);
+            let Some(t) = self.topics.get_mut(&name) else {
+                continue;
+            };
+            for p in t.partitions.iter_mut() {
+                if p.leader != NO_LEADER || !p.replicas.contains(&id) {
+                    continue;
+                }
+                if p.isr.contains(&id) {
+                    p.leader = id;
+                } else if unclean {
+                    p.leader = id;
+                    p.isr = vec![id];
+                } else {
+                    continue;
+                }
+                p.leader_epoch += 1;
+                p.partition_epoch += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: i32, rack: &str) -> Command {
+        Command::RegisterNode(NodeInfo {
+            id,
+            host: "127.0.0.1".into(),
+            kafka_port: 9000 + id,
+            rocketmq_addr: format!("127.0.0.1:{}", 10000 + id),
+            controller_addr: format!("127.0.0.1:{}", 11000 + id),
+            rack: Some(rack.into()),
+        })
+    }
+
+    fn create(name: &str, partitions: i32, rf: i16) -> Command {
+        Command::CreateTopic {
+            name: name.into(),
+            id: Uuid::new_v4(),
+            partitions,
+            replication_factor: rf,
+            configs: BTreeMap::new(),
+            attributes: BTreeMap::new(),
+            assignment: None,
+        }
+    }
+
+    #[test]
+    fn assignment_spreads_leaders_and_racks() {
+        let mut s = ClusterState::default();
+        for (id, rack) in [(1, "a"), (2, "a"), (3, "b"), (4, "b")] {
+            assert_eq!(s.apply(node(id, rack)), Outcome::Ok);
+        }
+        assert_eq!(s.apply(create("t", 4, 2)), Outcome::Ok);
+        let t = &s.topics["t"];
+        let leaders: BTreeSet<i32> = t.partitions.iter().map(|p| p.leader).collect();
+        assert_eq!(leaders.len(), 4);
+        for p in &t.partitions {
+            let racks: BTreeSet<_> = p
+                .replicas
+                .iter()
+                .map(|r| s.nodes[r].info.rack.clone())
+                .collect();
+            assert_eq!(racks.len(), 2, "replicas {:?} share a rack", p.replicas);
+            assert_eq!(p.isr, p.replicas);
+        }
+        assert!(matches!(
+            s.apply(create("u", 1, 5)),
+            Outcome::Rejected(INVALID_REPLICATION_FACTOR, _)
+        ));
+        assert!(matches!(
+            s.apply(create("t", 1, 1)),
+            Outcome::Rejected(TOPIC_EXISTS, _)
+        ));
+    }
+
+    #[test]
+    fn failover_is_clean_unless_allowed() {
+        let mut s = ClusterState::default();
+        for id in 1..=3 {
+            s.apply(node(id, "r"));
+        }
+        s.apply(create("t", 1, 3));
+        let leader = s.topics["t"].partitions[0].leader;
+        s.apply(Command::FenceNode { id: leader });
+        let p = s.topics["t"].partitions[0].clone();
+        assert_ne!(p.leader, leader);
+        assert!(!p.isr.contains(&leader));
+        assert_eq!(p.leader_epoch, 1);
+        // The stale leader's ISR change is refused.
+        assert!(matches!(
+            s.apply(Command::AlterIsr {
+                topic: "t".into(),
+                partition: 0,
+                leader,
+                leader_epoch: 0,
+                isr: vec![leader],
+            }),
+            Outcome::Rejected(FENCED_LEADER_EPOCH, _)
+        ));
+        // Shrink to the leader alone, then lose it: no clean candidate, no leader.
+        let l2 = p.leader;
+        assert_eq!(
+            s.apply(Command::AlterIsr {
+                topic: "t".into(),
+                partition: 0,
+                leader: l2,
+                leader_epoch: 1,
+                isr: vec![l2],
+            }),
+            Outcome::Ok
+        );
+        s.apply(Command::FenceNode { id: l2 });
+        let p = s.topics["t"].partitions[0].clone();
+        assert_eq!(p.leader, NO_LEADER);
+        assert_eq!(p.isr, vec![l2]);
+        // The old leader returns but is not in the ISR: still no leader.
+        s.apply(node(leader, "r"));
+        assert_eq!(s.topics["t"].partitions[0].leader, NO_LEADER);
+        // The last ISR member returns: it leads again.
+        s.apply(node(l2, "r"));
+        let p = s.topics["t"].partitions[0].clone();
+        assert_eq!(p.leader, l2);
+        assert_eq!(p.leader_epoch, 3);
+    }
+
+    #[test]
+    fn unclean_election_takes_any_live_replica() {
+        let mut s = ClusterState::default();
+        for id in 1..=2 {
+            s.apply(node(id, "r"));
+        }
+        s.apply(create("t", 1, 2));
+        let p = s.topics["t"].partitions[0].clone();
+        let (l, f) = (p.replicas[0], p.replicas[1]);
+        s.apply(Command::AlterIsr {
+            topic: "t".into(),
+            partition: 0,
+            leader: l,
+            leader_epoch: 0,
+            isr: vec![l],
+        });
+        s.apply(Command::FenceNode { id: l });
+        assert_eq!(s.topics["t"].partitions[0].leader, NO_LEADER);
+        let mut configs = BTreeMap::new();
+        configs.insert("unclean.leader.election.enable".into(), "true".into());
+        s.apply(Command::SetConfigs {
+            name: "t".into(),
+            configs,
+        });
+        let p = s.topics["t"].partitions[0].clone();
+        assert_eq!(p.leader, f);
+        assert_eq!(p.isr, vec![f]);
+    }
+}
