@@ -25,6 +25,9 @@ pub(crate) struct Args {
     /// Partitions of the topic when it is created.
     #[arg(long, default_value_t = 6)]
     partitions: i32,
+    /// Replication factor of the topic when it is created.
+    #[arg(long, default_value_t = 1)]
+    replication_factor: i32,
     /// Producer clients.
     #[arg(long, default_value_t = 1)]
     producers: usize,
@@ -101,7 +104,7 @@ fn create_topic(a: &Args) -> anyhow::Result<()> {
         &[NewTopic::new(
             &a.topic,
             a.partitions,
-            TopicReplication::Fixed(1),
+            TopicReplication::Fixed(a.replication_factor),
         )],
         &AdminOptions::new(),
     ))?;

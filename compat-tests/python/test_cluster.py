@@ -217,7 +217,8 @@ def test_restarted_node_catches_up_and_rejoins_isr(cluster):
     assert errors == [] and len(acked) == 500
     wait_until(lambda: follower not in cluster.partition(topic, 0).isrs, "ISR shrink after the kill", timeout=30)
     cluster.restart(follower)
-    wait_until(lambda: sorted(cluster.partition(topic, 0).isrs) == sorted(part.replicas), "restarted node back in the ISR", timeout=60)
+    others = cluster.other_bootstrap(follower)
+    wait_until(lambda: sorted(cluster.partition(topic, 0, others).isrs) == sorted(part.replicas), "restarted node back in the ISR", timeout=60)
     # It holds every record: its log end and high watermark (from its own metrics, refreshed
     # every 200 ms) reach exactly 500.
     wait_until(lambda: cluster.metric(follower, "partition_log_end_offset", topic) == 500, "follower log end", timeout=10)
@@ -319,3 +320,34 @@ def test_controller_kill_elects_new_controller(cluster):
     wait_until(lambda: all(p.leader >= 0 for p in cluster.admin(others).list_topics(topic, timeout=5).topics[topic].partitions.values()), "leaders for the new topic")
     acked, errors = produce_acked(others, topic, 1, 10, "c")
     assert errors == [] and [o for o, _ in acked] == list(range(10))
+
+
+def test_preferred_leader_election_restores_leadership(cluster):
+    from confluent_kafka import ElectionType
+
+    topic = unique("pref")
+    create(cluster, topic, 1, 3)
+    part = cluster.partition(topic, 0)
+    pref = part.replicas[0]
+    assert part.leader == pref
+    first, errors = produce_acked(cluster.bootstrap, topic, 0, 100, "a")
+    assert errors == [] and len(first) == 100
+    cluster.kill(pref)
+    b = cluster.other_bootstrap(pref)
+    wait_until(lambda: cluster.partition(topic, 0, b).leader not in (-1, pref), "failover", timeout=30)
+    second, errors = produce_acked(b, topic, 0, 100, "b")
+    assert errors == [] and [o for o, _ in second] == list(range(100, 200))
+    cluster.restart(pref)
+    wait_until(lambda: sorted(cluster.partition(topic, 0, b).isrs) == sorted(part.replicas), "preferred replica back in sync", timeout=60)
+    assert cluster.partition(topic, 0, b).leader != pref
+    admin = cluster.admin()
+    tp = TopicPartition(topic, 0)
+    result = admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(timeout=30)
+    assert result == {tp: None}
+    wait_until(lambda: cluster.partition(topic, 0).leader == pref, "preferred replica leads", timeout=30)
+    again = admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(timeout=30)
+    assert again[tp] is not None and again[tp].code() == 84  # ELECTION_NOT_NEEDED
+    third, errors = produce_acked(cluster.bootstrap, topic, 0, 10, "c")
+    assert errors == [] and [o for o, _ in third] == list(range(200, 210))
+    got = read_all(cluster.bootstrap, topic, 0, 210)
+    assert got == dict(first + second + third)

@@ -73,6 +73,8 @@ pub(crate) const DEFAULTS: &[(&str, &str)] = &[
     ("broker.heartbeat.interval.ms", "500"),
     ("broker.session.timeout.ms", "9000"),
     ("replica.lag.time.max.ms", "30000"),
+    ("auto.leader.rebalance.enable", "true"),
+    ("leader.imbalance.check.interval.seconds", "300"),
 ];
 
 /// The resolved configuration: a flat map of Kafka-style keys.

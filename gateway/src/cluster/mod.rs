@@ -44,6 +44,8 @@ pub(crate) struct Timings {
     pub(crate) heartbeat: Duration,
     pub(crate) session_timeout: Duration,
     pub(crate) replica_lag_max: Duration,
+    /// Preferred-leader rebalance period, if enabled.
+    pub(crate) rebalance: Option<Duration>,
 }
 
 /// Parses `controller.quorum.voters` (`id@host:port,...`).
@@ -75,6 +77,10 @@ pub(crate) struct Cluster {
     last_seen: Mutex<HashMap<i32, Instant>>,
     /// Serialises materialisation of the metadata into the store.
     reconcile_lock: tokio::sync::Mutex<()>,
+    /// Set once this node has applied the metadata up to a write of its own committed after
+    /// it started: until then its applied state may be stale (a restarted node replays an old
+    /// log), so it neither takes partition roles nor describes leaders to clients.
+    caught_up: std::sync::atomic::AtomicBool,
     /// Connection to the controller for forwarded writes and heartbeats.
     leader_client: tokio::sync::Mutex<Option<(NodeId, RpcClient)>>,
 }
@@ -121,6 +127,13 @@ impl Cluster {
             replica_lag_max: Duration::from_millis(
                 cfg.int("replica.lag.time.max.ms")?.max(100) as u64
             ),
+            rebalance: cfg.bool("auto.leader.rebalance.enable")?.then(|| {
+                Duration::from_secs(
+                    cfg.int("leader.imbalance.check.interval.seconds")
+                        .unwrap_or(300)
+                        .max(1) as u64,
+                )
+            }),
         };
         let cluster = Arc::new(Self {
             node_id,
@@ -133,6 +146,7 @@ impl Cluster {
             replicas: Arc::new(ReplicaManager::new(node_id, store, timings)),
             last_seen: Mutex::new(HashMap::new()),
             reconcile_lock: tokio::sync::Mutex::new(()),
+            caught_up: std::sync::atomic::AtomicBool::new(false),
             leader_client: tokio::sync::Mutex::new(None),
         });
         tokio::spawn(rpc::serve(cluster.clone(), listener));
@@ -146,6 +160,29 @@ impl Cluster {
                 tracing::debug!(error = %e, "metadata quorum already initialised");
             }
         }
+        {
+            let c = cluster.clone();
+            tokio::spawn(async move {
+                // A registration committed now, and applied here, proves this node's state
+                // is at least as new as the quorum's at this moment.
+                loop {
+                    match c.propose(Command::RegisterNode(c.info.clone())).await {
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "registration not committed yet; retrying")
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                c.caught_up
+                    .store(true, std::sync::atomic::Ordering::Release);
+                tracing::info!(
+                    node = c.node_id,
+                    "metadata caught up; taking partition roles"
+                );
+                c.reconcile().await;
+            });
+        }
         tokio::spawn(cluster.clone().heartbeat_loop());
         tokio::spawn(cluster.clone().controller_loop());
         tokio::spawn(cluster.clone().reconcile_loop());
@@ -156,6 +193,11 @@ impl Cluster {
     /// The applied metadata.
     pub(crate) fn state(&self) -> Arc<ClusterState> {
         self.sm.current()
+    }
+
+    /// Whether this node's applied metadata is known to be current (see `caught_up`).
+    pub(crate) fn is_caught_up(&self) -> bool {
+        self.caught_up.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The current controller (Raft leader), if known.
@@ -286,9 +328,11 @@ impl Cluster {
         }
     }
 
-    /// While this node is the controller: fences nodes whose heartbeats stopped.
+    /// While this node is the controller: fences nodes whose heartbeats stopped, and (with
+    /// `auto.leader.rebalance.enable`) moves leadership back to preferred replicas.
     async fn controller_loop(self: Arc<Self>) {
         let mut was_controller = false;
+        let mut last_rebalance = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
             tick.tick().await;
@@ -336,6 +380,41 @@ impl Cluster {
                 metrics::counter!("cluster_nodes_fenced_total").increment(1);
                 let _ = self.write_as_leader(Command::FenceNode { id }).await;
             }
+            if let Some(every) = self.timings.rebalance {
+                if last_rebalance.elapsed() >= every {
+                    last_rebalance = Instant::now();
+                    self.rebalance_leaders().await;
+                }
+            }
+        }
+    }
+
+    /// Preferred-leader election for every partition whose preferred replica is alive, in
+    /// sync and not leading.
+    async fn rebalance_leaders(&self) {
+        let state = self.state();
+        for (name, t) in &state.topics {
+            for (i, p) in t.partitions.iter().enumerate() {
+                let Some(pref) = p.replicas.first() else {
+                    continue;
+                };
+                let live = state.nodes.get(pref).is_some_and(|n| !n.fenced);
+                if p.leader != *pref && live && p.isr.contains(pref) {
+                    let cmd = Command::ElectLeader {
+                        topic: name.clone(),
+                        partition: i as i32,
+                        preferred: true,
+                    };
+                    if let WriteReply::Done {
+                        outcome: Outcome::Ok,
+                        ..
+                    } = self.write_as_leader(cmd).await
+                    {
+                        metrics::counter!("cluster_preferred_elections_total").increment(1);
+                        tracing::info!(topic = %name, partition = i, leader = pref, "preferred leader restored");
+                    }
+                }
+            }
         }
     }
 
@@ -382,7 +461,9 @@ impl Cluster {
             Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to the store failed"),
             Err(e) => tracing::error!(error = %e, "metadata reconcile task failed"),
         }
-        self.replicas.apply(&state);
+        if self.is_caught_up() {
+            self.replicas.apply(&state);
+        }
     }
 
     /// The node coordinating a consumer group: a live node chosen by the key's hash, so every

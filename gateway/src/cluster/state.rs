@@ -110,6 +110,13 @@ pub(crate) enum Command {
         name: String,
         attributes: BTreeMap<String, String>,
     },
+    /// ElectLeaders: `preferred` moves leadership to the first assigned replica if it is live
+    /// and in sync; otherwise (unclean) a leaderless partition takes any live replica.
+    ElectLeader {
+        topic: String,
+        partition: i32,
+        preferred: bool,
+    },
     /// A leader reports a new ISR (shrink or expand), fenced by its epochs.
     AlterIsr {
         topic: String,
@@ -135,6 +142,9 @@ const INVALID_PARTITIONS: i16 = 37;
 const FENCED_LEADER_EPOCH: i16 = 74;
 const INVALID_REQUEST: i16 = 42;
 const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
+const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
+const ELECTION_NOT_NEEDED: i16 = 84;
 
 fn rejected(code: i16, msg: impl Into<String>) -> Outcome {
     Outcome::Rejected(code, msg.into())
@@ -333,6 +343,59 @@ impl ClusterState {
                 }
                 None => rejected(UNKNOWN_TOPIC, format!("Topic '{name}' does not exist.")),
             },
+            Command::ElectLeader {
+                topic,
+                partition,
+                preferred,
+            } => {
+                let live: BTreeSet<i32> = self
+                    .nodes
+                    .values()
+                    .filter(|n| !n.fenced)
+                    .map(|n| n.info.id)
+                    .collect();
+                let Some(p) = self
+                    .topics
+                    .get_mut(&topic)
+                    .and_then(|t| t.partitions.get_mut(partition as usize))
+                else {
+                    return rejected(UNKNOWN_TOPIC, "unknown partition");
+                };
+                if preferred {
+                    let Some(pref) = p.replicas.first().copied() else {
+                        return rejected(PREFERRED_LEADER_NOT_AVAILABLE, "no replicas");
+                    };
+                    if p.leader == pref {
+                        return rejected(
+                            ELECTION_NOT_NEEDED,
+                            "the preferred replica leads already",
+                        );
+                    }
+                    if !live.contains(&pref) || !p.isr.contains(&pref) {
+                        return rejected(
+                            PREFERRED_LEADER_NOT_AVAILABLE,
+                            format!("preferred replica {pref} is not alive and in sync"),
+                        );
+                    }
+                    p.leader = pref;
+                } else {
+                    if p.leader >= 0 {
+                        return rejected(ELECTION_NOT_NEEDED, "the partition has a leader");
+                    }
+                    match p.replicas.iter().find(|r| live.contains(r)).copied() {
+                        Some(l) => {
+                            p.leader = l;
+                            if !p.isr.contains(&l) {
+                                p.isr = vec![l];
+                            }
+                        }
+                        None => return rejected(ELIGIBLE_LEADERS_NOT_AVAILABLE, "no live replica"),
+                    }
+                }
+                p.leader_epoch += 1;
+                p.partition_epoch += 1;
+                Outcome::Ok
+            }
             Command::AlterIsr {
                 topic,
                 partition,
@@ -566,6 +629,50 @@ mod tests {
         let p = s.topics["t"].partitions[0].clone();
         assert_eq!(p.leader, l2);
         assert_eq!(p.leader_epoch, 3);
+    }
+
+    #[test]
+    fn preferred_election_moves_leadership_back() {
+        let mut s = ClusterState::default();
+        for id in 1..=3 {
+            s.apply(node(id, "r"));
+        }
+        s.apply(create("t", 1, 3));
+        let pref = s.topics["t"].partitions[0].replicas[0];
+        let elect = || Command::ElectLeader {
+            topic: "t".into(),
+            partition: 0,
+            preferred: true,
+        };
+        assert!(matches!(
+            s.apply(elect()),
+            Outcome::Rejected(ELECTION_NOT_NEEDED, _)
+        ));
+        s.apply(Command::FenceNode { id: pref });
+        assert!(matches!(
+            s.apply(elect()),
+            Outcome::Rejected(PREFERRED_LEADER_NOT_AVAILABLE, _)
+        ));
+        // Back, but not yet in the ISR.
+        s.apply(node(pref, "r"));
+        assert!(matches!(
+            s.apply(elect()),
+            Outcome::Rejected(PREFERRED_LEADER_NOT_AVAILABLE, _)
+        ));
+        let p = s.topics["t"].partitions[0].clone();
+        let mut isr = p.isr.clone();
+        isr.push(pref);
+        s.apply(Command::AlterIsr {
+            topic: "t".into(),
+            partition: 0,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            isr,
+        });
+        assert_eq!(s.apply(elect()), Outcome::Ok);
+        let p = s.topics["t"].partitions[0].clone();
+        assert_eq!(p.leader, pref);
+        assert_eq!(p.leader_epoch, 2);
     }
 
     #[test]

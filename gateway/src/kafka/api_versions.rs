@@ -36,6 +36,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::OffsetForLeaderEpoch, 0, 4),
+    (ApiKey::ElectLeaders, 0, 2),
 ];
 
 /// The implemented version range of an API key, if implemented.
@@ -76,6 +77,7 @@ pub(crate) fn name(api: ApiKey) -> &'static str {
         ApiKey::OffsetDelete => "OffsetDelete",
         ApiKey::DescribeCluster => "DescribeCluster",
         ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+        ApiKey::ElectLeaders => "ElectLeaders",
         _ => "Other",
     }
 }

@@ -58,17 +58,22 @@ fn describe_replicated(
         .map(|(i, p)| {
             let mut mp = MetadataResponsePartition::default();
             mp.partition_index = i as i32;
-            mp.leader_id = BrokerId(p.leader);
-            if p.leader < 0 {
+            // A node still replaying old metadata after a restart names no leaders.
+            let caught_up = ctx
+                .broker
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.is_caught_up());
+            mp.leader_id = BrokerId(if caught_up { p.leader } else { -1 });
+            if p.leader < 0 || !caught_up {
                 mp.error_code = ResponseError::LeaderNotAvailable.code();
             }
             if ctx.version >= 7 {
                 mp.leader_epoch = p.leader_epoch;
             }
             mp.replica_nodes = p.replicas.iter().map(|r| BrokerId(*r)).collect();
-            mp.isr_nodes = p.isr.iter().map(|r| BrokerId(*r)).collect();
-            if ctx.version >= 5 {
-                mp.offline_replicas = Vec::new();
+            if caught_up {
+                mp.isr_nodes = p.isr.iter().map(|r| BrokerId(*r)).collect();
             }
             mp
         })

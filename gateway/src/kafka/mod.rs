@@ -13,6 +13,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_log_dirs;
+mod elect_leaders;
 mod errors;
 mod fetch;
 mod fetch_session;
@@ -326,6 +327,9 @@ async fn dispatch(
             reply!(ApiKey::InitProducerId, init_producer_id::handle(ctx, r))
         }
         RequestKind::OffsetCommit(r) => reply!(ApiKey::OffsetCommit, offset_commit::handle(ctx, r)),
+        RequestKind::ElectLeaders(r) => {
+            reply!(ApiKey::ElectLeaders, elect_leaders::handle(ctx, r).await)
+        }
         RequestKind::OffsetForLeaderEpoch(r) => reply!(
             ApiKey::OffsetForLeaderEpoch,
             offset_for_leader_epoch::handle(ctx, r)
