@@ -41,6 +41,22 @@ pub(crate) struct PartState {
     pub(crate) needs_truncation: bool,
 }
 
+impl PartState {
+    /// This node leads at `epoch` (-1: any epoch), or why not.
+    fn check_leader(&self, me: i32, epoch: i32) -> Result<(), Refusal> {
+        if self.leader != me {
+            return Err(Refusal::NotLeader);
+        }
+        if epoch >= 0 && epoch < self.leader_epoch {
+            return Err(Refusal::FencedEpoch);
+        }
+        if epoch > self.leader_epoch {
+            return Err(Refusal::UnknownEpoch);
+        }
+        Ok(())
+    }
+}
+
 /// One partition this node holds a replica of.
 pub(crate) struct Partition {
     pub(crate) topic: String,
@@ -85,17 +101,7 @@ impl Partition {
 
     /// Checks that this node leads the partition at `epoch` (-1: any epoch).
     pub(crate) fn check_leader(&self, me: i32, epoch: i32) -> Result<(), Refusal> {
-        let st = self.st.lock();
-        if st.leader != me {
-            return Err(Refusal::NotLeader);
-        }
-        if epoch >= 0 && epoch < st.leader_epoch {
-            return Err(Refusal::FencedEpoch);
-        }
-        if epoch > st.leader_epoch {
-            return Err(Refusal::UnknownEpoch);
-        }
-        Ok(())
+        self.st.lock().check_leader(me, epoch)
     }
 
     /// Leader: recomputes the high watermark as the smallest log end in the ISR.
@@ -126,15 +132,7 @@ impl Partition {
     ) -> Result<(), Refusal> {
         {
             let mut st = self.st.lock();
-            if st.leader != me {
-                return Err(Refusal::NotLeader);
-            }
-            if epoch >= 0 && epoch < st.leader_epoch {
-                return Err(Refusal::FencedEpoch);
-            }
-            if epoch > st.leader_epoch {
-                return Err(Refusal::UnknownEpoch);
-            }
+            st.check_leader(me, epoch)?;
             if !st.replicas.contains(&replica) {
                 return Err(Refusal::NotLeader);
             }
@@ -421,7 +419,6 @@ impl ReplicaManager {
                 continue;
             }
             let hw = p.log.high_watermark();
-            let end = p.log.log_end_offset();
             let mut isr: Vec<i32> = st
                 .isr
                 .iter()
@@ -434,9 +431,6 @@ impl ReplicaManager {
                         })
                 })
                 .collect();
-            // A member that never fetched since this leader took over counts as lagging once
-            // the lag period has passed since the takeover.
-            let _ = end;
             for r in st.replicas.iter() {
                 if !isr.contains(r)
                     && st
