@@ -68,12 +68,12 @@ impl Broker {
             .clamp(1, i16::MAX as i64) as i16
     }
 
-    /// Creates a topic; returns its id.
+    /// Creates a topic; returns its id (nil when only validated) and replication factor.
     pub(crate) async fn create_topic(
         &self,
         t: NewTopic,
         validate_only: bool,
-    ) -> Result<Uuid, AdminError> {
+    ) -> Result<(Uuid, i16), AdminError> {
         let rf = if let Some(a) = &t.assignment {
             a.first().map(|r| r.len() as i16).unwrap_or(1)
         } else if t.replication_factor == -1 {
@@ -107,7 +107,7 @@ impl Broker {
             let meta =
                 self.store
                     .create_topic(&t.name, t.partitions, 1, t.configs, validate_only)?;
-            return Ok(meta.id);
+            return Ok((meta.id, 1));
         };
         storage::store::validate_topic_name(&t.name)?;
         if t.partitions < 1 {
@@ -134,7 +134,7 @@ impl Broker {
             ));
         }
         if validate_only {
-            return Ok(Uuid::nil());
+            return Ok((Uuid::nil(), rf));
         }
         let id = Uuid::new_v4();
         outcome(
@@ -150,7 +150,7 @@ impl Broker {
                 })
                 .await?,
         )?;
-        Ok(id)
+        Ok((id, rf))
     }
 
     /// Creates a topic unless it exists (auto-creation by either protocol).
@@ -275,17 +275,5 @@ impl Broker {
                 })
                 .await?,
         )
-    }
-}
-
-/// Runs a topic change from synchronous code on a runtime worker (RocketMQ's paths that create
-/// system topics on first use). Single-node changes never wait; cluster changes wait for the
-/// controller without stalling the other tasks of this worker.
-pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| h.block_on(f))
-        }
-        _ => futures::executor::block_on(f),
     }
 }

@@ -469,8 +469,7 @@ impl Cluster {
     /// The node coordinating a consumer group: a live node chosen by the key's hash, so every
     /// node gives the same answer.
     pub(crate) fn coordinator_for(&self, key: &str) -> Option<NodeInfo> {
-        let state = self.state();
-        let live: Vec<&state::NodeState> = state.nodes.values().filter(|n| !n.fenced).collect();
+        let live = self.live_nodes();
         if live.is_empty() {
             return None;
         }
@@ -479,7 +478,17 @@ impl Cluster {
             .encode_utf16()
             .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
         let i = (h as i64).rem_euclid(live.len() as i64) as usize;
-        live.get(i).map(|n| n.info.clone())
+        live.get(i).cloned()
+    }
+
+    /// Nodes that are not fenced, by id: what Metadata and DescribeCluster list as brokers.
+    pub(crate) fn live_nodes(&self) -> Vec<NodeInfo> {
+        self.state()
+            .nodes
+            .values()
+            .filter(|n| !n.fenced)
+            .map(|n| n.info.clone())
+            .collect()
     }
 
     /// Kafka address of a node, from the metadata.

@@ -26,6 +26,18 @@ struct Progress {
     prev_fetch: Instant,
 }
 
+impl Progress {
+    /// A follower not heard from yet: it has one lag period from now to fetch.
+    fn unknown(now: Instant) -> Self {
+        Self {
+            leo: -1,
+            caught_up: now,
+            prev_leader_end: -1,
+            prev_fetch: now,
+        }
+    }
+}
+
 /// The replication view of one local partition.
 #[derive(Debug, Clone)]
 pub(crate) struct PartState {
@@ -138,12 +150,11 @@ impl Partition {
             }
             let now = Instant::now();
             let end = self.log.log_end_offset();
-            let p = st.progress.entry(replica).or_insert(Progress {
-                leo: -1,
-                caught_up: now,
-                prev_leader_end: -1,
-                prev_fetch: now,
-            });
+            let p = st
+                .progress
+                .entry(replica)
+                .or_insert_with(|| Progress::unknown(now));
+            let advanced = offset > p.leo;
             p.leo = offset;
             if offset >= end {
                 p.caught_up = now;
@@ -152,6 +163,10 @@ impl Partition {
             }
             p.prev_leader_end = end;
             p.prev_fetch = now;
+            if advanced {
+                // Quorum waiters count follower positions, not only the high watermark.
+                self.changed.send_modify(|v| *v += 1);
+            }
         }
         self.update_high_watermark(me);
         Ok(())
@@ -211,7 +226,6 @@ impl Partition {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut hw = self.log.subscribe();
         let mut changed = self.changed.subscribe();
-        let mut tick = tokio::time::interval(Duration::from_millis(2));
         loop {
             {
                 let st = self.st.lock();
@@ -232,7 +246,6 @@ impl Partition {
             tokio::select! {
                 _ = hw.changed() => {}
                 _ = changed.changed() => {}
-                _ = tick.tick() => {}
                 _ = tokio::time::sleep_until(deadline) => return Err(Refusal::TimedOut),
             }
         }
@@ -371,7 +384,14 @@ impl ReplicaManager {
                     roles_changed = true;
                     st.leader = ps.leader;
                     st.leader_epoch = ps.leader_epoch;
-                    st.progress.clear();
+                    // Every follower gets one lag period from this takeover to fetch.
+                    let now = Instant::now();
+                    st.progress = ps
+                        .replicas
+                        .iter()
+                        .filter(|r| **r != me)
+                        .map(|r| (*r, Progress::unknown(now)))
+                        .collect();
                     st.isr_change_pending = false;
                     part.log.set_leader_epoch(ps.leader_epoch.max(0));
                     if ps.leader == me {
@@ -425,10 +445,10 @@ impl ReplicaManager {
                 .copied()
                 .filter(|r| {
                     *r == me
-                        || st.progress.get(r).is_none_or(|pr| {
-                            // No fetch yet under this leader: give it one lag period.
-                            pr.caught_up.elapsed() <= lag
-                        })
+                        || st
+                            .progress
+                            .get(r)
+                            .is_some_and(|pr| pr.caught_up.elapsed() <= lag)
                 })
                 .collect();
             for r in st.replicas.iter() {
@@ -456,30 +476,9 @@ pub(crate) fn start(cluster: Arc<Cluster>) {
     let c = cluster.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
-        let mut takeover: HashMap<(String, i32), Instant> = HashMap::new();
         loop {
             tick.tick().await;
             let rm = &c.replicas;
-            // Members that have not fetched since a takeover get one lag period.
-            for p in rm.parts.iter() {
-                let mut st = p.st.lock();
-                if st.leader != rm.node_id {
-                    takeover.remove(p.key());
-                    continue;
-                }
-                let since = *takeover.entry(p.key().clone()).or_insert_with(Instant::now);
-                if since.elapsed() > rm.timings.replica_lag_max {
-                    let isr = st.isr.clone();
-                    for r in isr.into_iter().filter(|r| *r != rm.node_id) {
-                        st.progress.entry(r).or_insert(Progress {
-                            leo: -1,
-                            caught_up: since,
-                            prev_leader_end: -1,
-                            prev_fetch: since,
-                        });
-                    }
-                }
-            }
             for (part, isr, epoch) in rm.isr_changes() {
                 let shrink = isr.len() < part.st.lock().isr.len();
                 let cmd = Command::AlterIsr {

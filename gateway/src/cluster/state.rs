@@ -58,6 +58,13 @@ pub(crate) struct TopicState {
 }
 
 impl TopicState {
+    /// Whether a replica outside the ISR may become leader (`unclean.leader.election.enable`).
+    fn unclean_allowed(&self) -> bool {
+        self.configs
+            .get("unclean.leader.election.enable")
+            .is_some_and(|v| v == "true")
+    }
+
     /// Replication factor (replicas of partition 0).
     pub(crate) fn replication_factor(&self) -> i16 {
         self.partitions
@@ -155,11 +162,9 @@ impl ClusterState {
         self.nodes.values().filter(|n| !n.fenced).collect()
     }
 
-    fn unclean_allowed(&self, topic: &TopicState) -> bool {
-        topic
-            .configs
-            .get("unclean.leader.election.enable")
-            .is_some_and(|v| v == "true")
+    /// Ids of the nodes that are not fenced.
+    pub(crate) fn live_ids(&self) -> BTreeSet<i32> {
+        self.live_nodes().iter().map(|n| n.info.id).collect()
     }
 
     /// Rack-aware round robin (Kafka's): nodes are interleaved rack by rack, then replica j of
@@ -323,13 +328,7 @@ impl ClusterState {
                 Some(t) => {
                     t.configs = configs;
                     // Enabling unclean election can bring a leaderless partition back.
-                    let ids: Vec<i32> = self
-                        .nodes
-                        .values()
-                        .filter(|n| !n.fenced)
-                        .map(|n| n.info.id)
-                        .collect();
-                    for id in ids {
+                    for id in self.live_ids() {
                         self.on_node_up(id);
                     }
                     Outcome::Ok
@@ -348,12 +347,7 @@ impl ClusterState {
                 partition,
                 preferred,
             } => {
-                let live: BTreeSet<i32> = self
-                    .nodes
-                    .values()
-                    .filter(|n| !n.fenced)
-                    .map(|n| n.info.id)
-                    .collect();
+                let live = self.live_ids();
                 let Some(p) = self
                     .topics
                     .get_mut(&topic)
@@ -403,12 +397,7 @@ impl ClusterState {
                 leader_epoch,
                 isr,
             } => {
-                let fenced: BTreeSet<i32> = self
-                    .nodes
-                    .values()
-                    .filter(|n| n.fenced)
-                    .map(|n| n.info.id)
-                    .collect();
+                let live = self.live_ids();
                 let Some(p) = self
                     .topics
                     .get_mut(&topic)
@@ -422,7 +411,7 @@ impl ClusterState {
                 if !isr.contains(&leader)
                     || isr
                         .iter()
-                        .any(|r| !p.replicas.contains(r) || fenced.contains(r))
+                        .any(|r| !p.replicas.contains(r) || !live.contains(r))
                 {
                     return rejected(
                         INVALID_REQUEST,
@@ -442,21 +431,9 @@ impl ClusterState {
     /// so a clean election can wait for it), and partitions it led elect a new leader from the
     /// ISR, or from any live replica where unclean election is enabled.
     fn on_node_down(&mut self, id: i32) {
-        let live: BTreeSet<i32> = self
-            .nodes
-            .values()
-            .filter(|n| !n.fenced)
-            .map(|n| n.info.id)
-            .collect();
-        let names: Vec<String> = self.topics.keys().cloned().collect();
-        for name in names {
-            let Some(t) = self.topics.get(&name) else {
-                continue;
-            };
-            let unclean = self.unclean_allowed(t);
-            let Some(t) = self.topics.get_mut(&name) else {
-                continue;
-            };
+        let live = self.live_ids();
+        for t in self.topics.values_mut() {
+            let unclean = t.unclean_allowed();
             for p in t.partitions.iter_mut() {
                 if !p.replicas.contains(&id) {
                     continue;
@@ -497,15 +474,8 @@ impl ClusterState {
 
     /// A node came (back): leaderless partitions it may lead elect it.
     fn on_node_up(&mut self, id: i32) {
-        let names: Vec<String> = self.topics.keys().cloned().collect();
-        for name in names {
-            let Some(t) = self.topics.get(&name) else {
-                continue;
-            };
-            let unclean = self.unclean_allowed(t);
-            let Some(t) = self.topics.get_mut(&name) else {
-                continue;
-            };
+        for t in self.topics.values_mut() {
+            let unclean = t.unclean_allowed();
             for p in t.partitions.iter_mut() {
                 if p.leader != NO_LEADER || !p.replicas.contains(&id) {
                     continue;

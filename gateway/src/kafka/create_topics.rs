@@ -71,25 +71,16 @@ pub(crate) async fn handle(
             partitions,
             replication_factor: t.replication_factor,
             configs: configs.clone(),
-            assignment: assignment.clone(),
+            assignment,
         };
         match broker.create_topic(new, req.validate_only).await {
-            Ok(id) => {
+            Ok((id, rf)) => {
                 if ctx.version >= 7 && !req.validate_only {
                     r.topic_id = id;
                 }
                 if ctx.version >= 5 {
                     r.num_partitions = partitions;
-                    r.replication_factor = match (&assignment, &broker.cluster) {
-                        (Some(a), _) => a.first().map(|x| x.len() as i16).unwrap_or(1),
-                        (None, Some(c)) => c
-                            .state()
-                            .topics
-                            .get(&name)
-                            .map(|t| t.replication_factor())
-                            .unwrap_or(t.replication_factor),
-                        (None, None) => 1,
-                    };
+                    r.replication_factor = rf;
                 }
                 if ctx.version >= 5 {
                     r.configs = Some(

@@ -23,16 +23,14 @@ pub(crate) fn handle(
     if let Some(c) = &broker.cluster {
         resp.controller_id = BrokerId(c.controller_id().unwrap_or(-1));
         resp.brokers = c
-            .state()
-            .nodes
-            .values()
-            .filter(|n| !n.fenced)
+            .live_nodes()
+            .into_iter()
             .map(|n| {
                 let mut b = DescribeClusterBroker::default();
-                b.broker_id = BrokerId(n.info.id);
-                b.host = sb(&n.info.host);
-                b.port = n.info.kafka_port;
-                b.rack = n.info.rack.as_deref().map(sb);
+                b.broker_id = BrokerId(n.id);
+                b.host = sb(&n.host);
+                b.port = n.kafka_port;
+                b.rack = n.rack.as_deref().map(sb);
                 b
             })
             .collect();

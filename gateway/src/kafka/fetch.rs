@@ -137,7 +137,10 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> Fetch
     for t in &req.topics {
         let (name, id) = resolve_name(ctx, &t.topic, t.topic_id);
         for p in &t.partitions {
-            epochs.insert((name.clone(), p.partition), p.current_leader_epoch);
+            // Leader epochs are only checked in a cluster; the single node skips the copies.
+            if ctx.broker.cluster.is_some() && p.current_leader_epoch >= 0 {
+                epochs.insert((name.clone(), p.partition), p.current_leader_epoch);
+            }
             requested.push(Requested {
                 topic: if name.is_empty() {
                     format!("\u{0}{id}")
@@ -197,10 +200,14 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> Fetch
         let mut any_error = false;
         let mut reads = Vec::with_capacity(resolved.partitions.len());
         for p in &resolved.partitions {
-            let epoch = epochs
-                .get(&(p.topic.clone(), p.partition))
-                .copied()
-                .unwrap_or(-1);
+            let epoch = if epochs.is_empty() {
+                -1
+            } else {
+                epochs
+                    .get(&(p.topic.clone(), p.partition))
+                    .copied()
+                    .unwrap_or(-1)
+            };
             let r = read_partition(ctx, p, budget, total == 0, read_committed, fetcher, epoch);
             budget = budget.saturating_sub(r.bytes);
             total += r.bytes;

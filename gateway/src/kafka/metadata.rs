@@ -174,17 +174,15 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> Me
     resp.controller_id = BrokerId(broker.node_id);
     if let Some(c) = &broker.cluster {
         resp.brokers = c
-            .state()
-            .nodes
-            .values()
-            .filter(|n| !n.fenced)
+            .live_nodes()
+            .into_iter()
             .map(|n| {
                 let mut b = MetadataResponseBroker::default();
-                b.node_id = BrokerId(n.info.id);
-                b.host = sb(&n.info.host);
-                b.port = n.info.kafka_port;
+                b.node_id = BrokerId(n.id);
+                b.host = sb(&n.host);
+                b.port = n.kafka_port;
                 if ctx.version >= 1 {
-                    b.rack = n.info.rack.as_deref().map(sb);
+                    b.rack = n.rack.as_deref().map(sb);
                 }
                 b
             })

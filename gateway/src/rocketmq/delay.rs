@@ -60,7 +60,7 @@ pub(super) async fn schedule(
     level: i32,
     mut msgs: Vec<Outgoing>,
 ) -> RemotingCommand {
-    if let Err(e) = super::ensure_topic(rmq, SCHEDULE_TOPIC, LEVELS as i32 + 1) {
+    if let Err(e) = super::ensure_topic(rmq, SCHEDULE_TOPIC, LEVELS as i32 + 1).await {
         return reply(rs::SYSTEM_ERROR, e);
     }
     let now = now_ms();
@@ -105,7 +105,7 @@ async fn deliver(rmq: &Arc<RocketMq>, m: StoredMessage) -> Result<(), String> {
     rmsg::remove_property(&mut props, DUE_AT);
     let store = &rmq.broker.store;
     if topic.starts_with("%RETRY%") {
-        super::ensure_topic(rmq, &topic, 1)?;
+        super::ensure_topic(rmq, &topic, 1).await?;
     }
     let log = store
         .partition(&topic, queue)

@@ -20,7 +20,7 @@ fn s(v: &Value, k: &str) -> String {
     }
 }
 
-pub(super) fn heartbeat(
+pub(super) async fn heartbeat(
     rmq: &RocketMq,
     conn: &ConnHandle,
     cmd: &RemotingCommand,
@@ -54,7 +54,7 @@ pub(super) fn heartbeat(
             // The real broker creates the group's retry topic on the first heartbeat.
             let retry = retry_topic(&group);
             if rmq.broker.store.topic(&retry).is_none() {
-                if let Err(e) = crate::topics::block_on(rmq.broker.ensure_topic(&retry, 1)) {
+                if let Err(e) = rmq.broker.ensure_topic(&retry, 1).await {
                     tracing::warn!(peer = %conn.peer, topic = %retry, error = %e, "cannot create retry topic");
                 }
             }

@@ -288,11 +288,14 @@ async fn connection(
 
 /// Creates a system or group topic (retry, DLQ, schedule, half) with `queues` queues unless
 /// it exists already.
-pub(crate) fn ensure_topic(rmq: &RocketMq, topic: &str, queues: i32) -> Result<(), String> {
+pub(crate) async fn ensure_topic(rmq: &RocketMq, topic: &str, queues: i32) -> Result<(), String> {
     if rmq.broker.store.topic(topic).is_some() {
         return Ok(());
     }
-    crate::topics::block_on(rmq.broker.ensure_topic(topic, queues)).map_err(|e| e.to_string())
+    rmq.broker
+        .ensure_topic(topic, queues)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// A response with a code and remark.
@@ -332,7 +335,7 @@ async fn handle(
         rq::GET_MIN_OFFSET => offsets::min_offset(rmq, &cmd),
         rq::SEARCH_OFFSET_BY_TIMESTAMP => offsets::search_by_timestamp(rmq, &cmd),
         rq::GET_EARLIEST_MSG_STORETIME => offsets::earliest_store_time(rmq, &cmd),
-        rq::HEART_BEAT => heartbeat::heartbeat(rmq, conn, &cmd),
+        rq::HEART_BEAT => heartbeat::heartbeat(rmq, conn, &cmd).await,
         rq::UNREGISTER_CLIENT => heartbeat::unregister(rmq, &cmd),
         rq::GET_CONSUMER_LIST_BY_GROUP => heartbeat::consumer_list(rmq, &cmd),
         rq::CONSUMER_SEND_MSG_BACK => retry::send_back(rmq, &cmd).await,

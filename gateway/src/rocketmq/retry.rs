@@ -58,7 +58,7 @@ pub(super) async fn send_back(rmq: &Arc<RocketMq>, cmd: &RemotingCommand) -> Rem
     };
     if tried >= max || h.delay_level < 0 {
         let dlq = dlq_topic(&h.group);
-        if let Err(e) = super::ensure_topic(rmq, &dlq, 1) {
+        if let Err(e) = super::ensure_topic(rmq, &dlq, 1).await {
             return reply(rs::SYSTEM_ERROR, e);
         }
         let log = match rmq.broker.store.partition(&dlq, 0) {
@@ -72,7 +72,7 @@ pub(super) async fn send_back(rmq: &Arc<RocketMq>, cmd: &RemotingCommand) -> Rem
         };
     }
     let retry = retry_topic(&h.group);
-    if let Err(e) = super::ensure_topic(rmq, &retry, 1) {
+    if let Err(e) = super::ensure_topic(rmq, &retry, 1).await {
         return reply(rs::SYSTEM_ERROR, e);
     }
     let level = if h.delay_level == 0 {

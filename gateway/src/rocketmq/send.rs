@@ -50,7 +50,7 @@ fn inflate(body: Bytes) -> Result<Bytes, String> {
 }
 
 /// Finds or, when allowed, creates the topic; returns its write-queue count.
-fn ensure_topic(rmq: &RocketMq, h: &SendMessageHeader) -> Result<i64, RemotingCommand> {
+async fn ensure_topic(rmq: &RocketMq, h: &SendMessageHeader) -> Result<i64, RemotingCommand> {
     let store = &rmq.broker.store;
     if let Some(t) = store.topic(&h.topic) {
         let (_, write, perm, _) = queue_view(&t);
@@ -75,7 +75,7 @@ fn ensure_topic(rmq: &RocketMq, h: &SendMessageHeader) -> Result<i64, RemotingCo
     } else {
         h.default_topic_queue_nums.clamp(1, 8)
     };
-    if let Err(e) = crate::topics::block_on(rmq.broker.ensure_topic(&h.topic, queues)) {
+    if let Err(e) = rmq.broker.ensure_topic(&h.topic, queues).await {
         return Err(reply(rs::SYSTEM_ERROR, e.to_string()));
     }
     tracing::info!(topic = %h.topic, queues, "topic auto-created by a RocketMQ send");
@@ -157,7 +157,7 @@ pub(super) async fn send(
     if let Err(e) = storage::store::validate_topic_name(&h.topic) {
         return reply(rs::MESSAGE_ILLEGAL, e.to_string());
     }
-    let write_queues = match ensure_topic(rmq, &h) {
+    let write_queues = match ensure_topic(rmq, &h).await {
         Ok(w) => w,
         Err(resp) => return resp,
     };

@@ -84,9 +84,11 @@ pub(super) async fn store_half(
     queue_id: i32,
     mut msgs: Vec<Outgoing>,
 ) -> RemotingCommand {
-    if let Err(e) =
-        super::ensure_topic(rmq, HALF_TOPIC, 1).and_then(|_| super::ensure_topic(rmq, OP_TOPIC, 1))
-    {
+    let ensured = match super::ensure_topic(rmq, HALF_TOPIC, 1).await {
+        Ok(()) => super::ensure_topic(rmq, OP_TOPIC, 1).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = ensured {
         return reply(rs::SYSTEM_ERROR, e);
     }
     for m in &mut msgs {
