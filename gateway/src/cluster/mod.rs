@@ -202,11 +202,14 @@ impl Cluster {
 
     /// The current controller (Raft leader), if known.
     pub(crate) fn controller_id(&self) -> Option<i32> {
-        self.raft
-            .metrics()
-            .borrow()
-            .current_leader
-            .map(|l| l as i32)
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        match m.current_leader {
+            // A restarted node recovers its own committed vote and names itself leader
+            // before it has won anything; only an actual leader may act as controller.
+            Some(l) if l == self.node_id as NodeId && !m.state.is_leader() => None,
+            l => l.map(|l| l as i32),
+        }
     }
 
     pub(crate) fn is_controller(&self) -> bool {
@@ -300,6 +303,9 @@ impl Cluster {
 
     async fn heartbeat_loop(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.timings.heartbeat);
+        // Its own connection: a heartbeat must never queue behind a forwarded write that is
+        // waiting for a commit, or a busy node would be fenced.
+        let mut slot: Option<(NodeId, RpcClient)> = None;
         loop {
             tick.tick().await;
             match self.controller_id() {
@@ -310,9 +316,8 @@ impl Cluster {
                     let Some(addr) = self.voters.get(&(l as NodeId)).cloned() else {
                         continue;
                     };
-                    let mut slot = self.leader_client.lock().await;
                     if slot.as_ref().is_none_or(|(id, _)| *id != l as NodeId) {
-                        *slot = Some((l as NodeId, RpcClient::new(addr)));
+                        slot = Some((l as NodeId, RpcClient::new(addr)));
                     }
                     if let Some((_, c)) = slot.as_mut() {
                         let _ = c
@@ -363,14 +368,17 @@ impl Cluster {
             }
             let state = self.state();
             let stale: Vec<i32> = {
-                let seen = self.last_seen.lock();
+                // A node registered through the quorum before its first heartbeat reached
+                // this controller gets a full session from the moment it is first seen here.
+                let now = Instant::now();
+                let mut seen = self.last_seen.lock();
                 state
                     .nodes
                     .values()
                     .filter(|n| !n.fenced)
                     .filter(|n| {
-                        seen.get(&n.info.id)
-                            .is_none_or(|t| t.elapsed() > self.timings.session_timeout)
+                        seen.entry(n.info.id).or_insert(now).elapsed()
+                            > self.timings.session_timeout
                     })
                     .map(|n| n.info.id)
                     .collect()
