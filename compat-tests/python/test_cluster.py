@@ -62,6 +62,26 @@ class Cluster:
                 return float(line.rsplit(" ", 1)[1])
         return None
 
+    def counter(self, node: int, name: str, label: str) -> float:
+        """A counter with the given label (e.g. 'side="leader"'), 0 if not yet counted."""
+        import urllib.request
+
+        fields = dict(f.split("=", 1) for f in (self.root / f"node-{node}.ports").read_text().split())
+        body = urllib.request.urlopen(f"http://{fields['metrics']}/metrics", timeout=5).read().decode()
+        for line in body.splitlines():
+            if line.startswith(name + "{") and label in line:
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def add(self) -> int:
+        """Starts one more node (scripts/cluster add); returns its id."""
+        env = dict(os.environ)
+        env["GATEWAY_BIN"] = str(gateway_binary())
+        subprocess.run([str(SCRIPT), "add", str(self.root)], check=True, env=env, timeout=120)
+        self.n += 1
+        self.bootstrap = (self.root / "bootstrap").read_text().strip()
+        return self.n
+
     def down(self):
         subprocess.run([str(SCRIPT), "down", str(self.root)], check=False, timeout=60)
 
@@ -351,3 +371,82 @@ def test_preferred_leader_election_restores_leadership(cluster):
     assert errors == [] and [o for o, _ in third] == list(range(200, 210))
     got = read_all(cluster.bootstrap, topic, 0, 210)
     assert got == dict(first + second + third)
+
+
+def test_added_node_takes_a_reassigned_replica_under_a_throttle(cluster):
+    """kafka-reassign-partitions.sh's sequence: a new node joins, the throttles are set with
+    IncrementalAlterConfigs, AlterPartitionReassignments moves a replica onto the new node,
+    ListPartitionReassignments shows it moving while the throttle holds it back, and once the
+    throttle is lifted the reassignment completes with every acknowledged record on the new
+    replica set."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTP
+
+    new = cluster.add()
+    assert new == 4
+    wait_until(lambda: sorted(cluster.admin().list_topics(timeout=5).brokers) == [1, 2, 3, 4], "4 brokers in Metadata")
+
+    topic = unique("move")
+    create(cluster, topic, 1, 2)
+    part = cluster.partition(topic, 0)
+    keep, drop = part.replicas
+    acked, errors = produce_acked(cluster.bootstrap, topic, 0, 1500, "m" * 1000, **{"batch.size": 16384})
+    assert errors == [] and [o for o, _ in acked] == list(range(1500))
+
+    admin = cluster.admin()
+
+    def alter(resources):
+        # librdkafka sends each BROKER resource to that broker, one per call.
+        for r in resources:
+            for f in admin.incremental_alter_configs([r]).values():
+                f.result(timeout=30)
+
+    rate = "100000"
+    brokers = [
+        ConfigResource("BROKER", str(b), incremental_configs=[
+            ConfigEntry("leader.replication.throttled.rate", rate, incremental_operation=AlterConfigOpType.SET),
+            ConfigEntry("follower.replication.throttled.rate", rate, incremental_operation=AlterConfigOpType.SET),
+        ])
+        for b in (keep, drop, new)
+    ]
+    throttled_topic = ConfigResource("TOPIC", topic, incremental_configs=[
+        ConfigEntry("leader.replication.throttled.replicas", f"0:{keep},0:{drop}", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("follower.replication.throttled.replicas", f"0:{new}", incremental_operation=AlterConfigOpType.SET),
+    ])
+    alter(brokers + [throttled_topic])
+
+    kadmin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    try:
+        tp = KTP(topic, 0)
+        assert kadmin.alter_partition_reassignments({tp: [new, keep]}) == {tp: None}
+        ongoing = kadmin.list_partition_reassignments()
+        assert ongoing == {tp: {"replicas": [new, keep, drop], "adding_replicas": [new], "removing_replicas": [drop]}}
+        # The throttle holds the copy back (1.5 MB at 100 kB/s), on the leader or the new follower.
+        wait_until(
+            lambda: cluster.counter(keep, "cluster_replication_throttled_total", 'side="leader"')
+            + cluster.counter(new, "cluster_replication_throttled_total", 'side="follower"') > 0,
+            "the replication throttle to engage",
+        )
+        assert kadmin.list_partition_reassignments() == ongoing
+        # Lift the throttles as --verify does; the move completes.
+        clear = [
+            ConfigResource("BROKER", str(b), incremental_configs=[
+                ConfigEntry("leader.replication.throttled.rate", None, incremental_operation=AlterConfigOpType.DELETE),
+                ConfigEntry("follower.replication.throttled.rate", None, incremental_operation=AlterConfigOpType.DELETE),
+            ])
+            for b in (keep, drop, new)
+        ]
+        alter(clear)
+        wait_until(lambda: kadmin.list_partition_reassignments() == {}, "the reassignment to complete", timeout=60)
+    finally:
+        kadmin.close()
+    done = cluster.partition(topic, 0)
+    assert done.replicas == [new, keep]
+    assert sorted(done.isrs) == sorted([new, keep])
+    assert done.leader == keep
+    # The new replica holds everything: with the old leader gone it leads and serves it all.
+    cluster.kill(keep)
+    b = cluster.other_bootstrap(keep)
+    wait_until(lambda: cluster.partition(topic, 0, b).leader == new, "the new replica to lead", timeout=30)
+    assert read_all(b, topic, 0, 1500) == dict(acked)

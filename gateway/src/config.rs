@@ -36,6 +36,13 @@ pub(crate) const DEFAULTS: &[(&str, &str)] = &[
     ("node.id", "1"),
     ("log.dirs", "./data"),
     ("num.partitions", "1"),
+    // Replication throttles (bytes/s) for kafka-reassign-partitions.sh; unlimited by default.
+    ("leader.replication.throttled.rate", "9223372036854775807"),
+    ("follower.replication.throttled.rate", "9223372036854775807"),
+    (
+        "replica.alter.log.dirs.io.max.bytes.per.second",
+        "9223372036854775807",
+    ),
     ("default.replication.factor", "1"),
     ("auto.create.topics.enable", "true"),
     ("delete.topic.enable", "true"),

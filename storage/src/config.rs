@@ -88,10 +88,22 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         ConfigType::Long,
     ),
     def(
+        "follower.replication.throttled.replicas",
+        "follower.replication.throttled.replicas",
+        "",
+        ConfigType::List,
+    ),
+    def(
         "index.interval.bytes",
         "log.index.interval.bytes",
         "4096",
         ConfigType::Int,
+    ),
+    def(
+        "leader.replication.throttled.replicas",
+        "leader.replication.throttled.replicas",
+        "",
+        ConfigType::List,
     ),
     def(
         "max.compaction.lag.ms",
@@ -182,6 +194,23 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     ),
 ];
 
+/// `*`, empty, or `partition:broker,...` with integers.
+fn throttled_replicas_valid(value: &str) -> bool {
+    let v = value.trim();
+    v.is_empty()
+        || v == "*"
+        || v.split(',').all(|e| {
+            let mut it = e.trim().splitn(2, ':');
+            matches!(
+                (
+                    it.next().map(|p| p.trim().parse::<u32>()),
+                    it.next().map(|b| b.trim().parse::<i32>())
+                ),
+                (Some(Ok(_)), Some(Ok(_)))
+            )
+        })
+}
+
 /// Looks up a topic-level config key.
 pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
@@ -221,6 +250,11 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<()> {
                         return Err(bad("expected delete and/or compact"));
                     }
                 }
+            }
+            "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas"
+                if !throttled_replicas_valid(value) =>
+            {
+                return Err(bad("expected * or a list of partition:broker"));
             }
             "replication.policy" if !["leader", "isr", "quorum"].contains(&value) => {
                 return Err(bad("expected leader, isr or quorum"));

@@ -80,7 +80,7 @@ async fn fetch_from(cluster: Arc<Cluster>, leader: i32) {
         let Some(c) = conn.as_mut() else { continue };
         let result = async {
             truncate_diverged(c, me, &parts).await?;
-            fetch_once(c, me, &parts).await
+            fetch_once(&cluster, c, me, &parts).await
         }
         .await;
         if let Err(e) = result {
@@ -181,7 +181,15 @@ async fn truncate_diverged(
     Ok(())
 }
 
-async fn fetch_once(conn: &mut KafkaConn, me: i32, parts: &[Arc<Partition>]) -> anyhow::Result<()> {
+async fn fetch_once(
+    cluster: &Cluster,
+    conn: &mut KafkaConn,
+    me: i32,
+    parts: &[Arc<Partition>],
+) -> anyhow::Result<()> {
+    let quota = &cluster.replicas.follower_quota;
+    let store = &cluster.store;
+    let mut held_back = false;
     let mut req = FetchRequest::default();
     req.replica_id = BrokerId(me);
     req.max_wait_ms = MAX_WAIT_MS;
@@ -196,13 +204,26 @@ async fn fetch_once(conn: &mut KafkaConn, me: i32, parts: &[Arc<Partition>]) -> 
         if st.needs_truncation {
             continue;
         }
+        drop(st);
+        let mut max_bytes = PARTITION_MAX_BYTES;
+        if p.follower_throttled(me) {
+            match quota.allowance(store) {
+                Some(0) => {
+                    held_back = true;
+                    continue;
+                }
+                Some(n) => max_bytes = max_bytes.min(n.min(i32::MAX as usize) as i32),
+                None => {}
+            }
+        }
+        let st = p.state();
         let mut fp = FetchPartition::default();
         fp.partition = p.index;
         fp.current_leader_epoch = st.leader_epoch;
         fp.fetch_offset = p.log.log_end_offset();
         fp.last_fetched_epoch = -1;
         fp.log_start_offset = p.log.log_start_offset();
-        fp.partition_max_bytes = PARTITION_MAX_BYTES;
+        fp.partition_max_bytes = max_bytes;
         match req
             .topics
             .iter_mut()
@@ -219,6 +240,10 @@ async fn fetch_once(conn: &mut KafkaConn, me: i32, parts: &[Arc<Partition>]) -> 
         asked.push(p);
     }
     if asked.is_empty() {
+        if held_back {
+            // Everything is waiting for the throttle to refill.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         return Ok(());
     }
     let resp = conn
@@ -243,7 +268,12 @@ async fn fetch_once(conn: &mut KafkaConn, me: i32, parts: &[Arc<Partition>]) -> 
                 continue;
             };
             match d.error_code {
-                0 => work.push(((*p).clone(), d.records, d.high_watermark)),
+                0 => {
+                    if p.follower_throttled(me) {
+                        quota.record(store, d.records.as_ref().map_or(0, |r| r.len()));
+                    }
+                    work.push(((*p).clone(), d.records, d.high_watermark))
+                }
                 c if c == ResponseError::OffsetOutOfRange.code() => {
                     tracing::warn!(topic = %p.topic, partition = p.index, "follower offset out of range at the leader; re-checking divergence");
                     p.request_truncation();

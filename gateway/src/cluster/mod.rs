@@ -11,6 +11,7 @@ pub(crate) mod raft_store;
 pub(crate) mod replica;
 pub(crate) mod rpc;
 pub(crate) mod state;
+pub(crate) mod throttle;
 
 use crate::config::Config;
 use anyhow::Context;
@@ -36,6 +37,8 @@ pub(crate) enum ClusterError {
     NoController(Duration),
     #[error("metadata quorum failed: {0}")]
     Raft(String),
+    #[error("committed change not applied on this node within {0:?}")]
+    NotApplied(Duration),
 }
 
 /// Timing knobs (Kafka's names).
@@ -150,7 +153,8 @@ impl Cluster {
             leader_client: tokio::sync::Mutex::new(None),
         });
         tokio::spawn(rpc::serve(cluster.clone(), listener));
-        if !raft.is_initialized().await.unwrap_or(true) {
+        let is_voter = voters.contains_key(&(node_id as NodeId));
+        if is_voter && !raft.is_initialized().await.unwrap_or(true) {
             let members: BTreeMap<NodeId, BasicNode> = voters
                 .iter()
                 .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
@@ -162,7 +166,11 @@ impl Cluster {
         }
         {
             let c = cluster.clone();
+            let joining = !is_voter && !raft.is_initialized().await.unwrap_or(true);
             tokio::spawn(async move {
+                if joining {
+                    c.join().await;
+                }
                 // A registration committed now, and applied here, proves this node's state
                 // is at least as new as the quorum's at this moment.
                 loop {
@@ -229,7 +237,9 @@ impl Cluster {
             };
             match reply {
                 WriteReply::Done { index, outcome } => {
-                    self.wait_applied(index, deadline).await;
+                    if !self.wait_applied(index, deadline).await {
+                        return Err(ClusterError::NotApplied(limit));
+                    }
                     self.reconcile().await;
                     return Ok(outcome);
                 }
@@ -276,10 +286,63 @@ impl Cluster {
         }
     }
 
-    async fn wait_applied(&self, index: u64, deadline: Instant) {
+    /// Waits until this node applied `index`; false if the deadline passed first.
+    async fn wait_applied(&self, index: u64, deadline: Instant) -> bool {
         let mut rx = self.sm.subscribe();
-        while self.sm.applied_index() < index && Instant::now() < deadline {
+        while self.sm.applied_index() < index {
+            if Instant::now() >= deadline {
+                return false;
+            }
             let _ = tokio::time::timeout(Duration::from_millis(100), rx.changed()).await;
+        }
+        true
+    }
+
+    /// Controller side of a new node's join: adds it to the metadata quorum as a learner
+    /// (a broker that replicates the metadata log but does not vote).
+    pub(crate) async fn add_learner(&self, id: NodeId, addr: String) -> WriteReply {
+        if !self.is_controller() {
+            return WriteReply::NotLeader;
+        }
+        if self.voters.contains_key(&id) {
+            return WriteReply::Failed(format!("node {id} is a voter, not a new node"));
+        }
+        match self.raft.add_learner(id, BasicNode { addr }, false).await {
+            Ok(r) => {
+                tracing::info!(node = id, "node joined the metadata quorum as a learner");
+                WriteReply::Done {
+                    index: r.log_id.index,
+                    outcome: state::Outcome::Ok,
+                }
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => WriteReply::NotLeader,
+            Err(e) => WriteReply::Failed(e.to_string()),
+        }
+    }
+
+    /// A node outside `controller.quorum.voters` asks the voters, one after another, until the
+    /// controller adds it as a learner.
+    async fn join(&self) {
+        let mut clients: Vec<(NodeId, RpcClient)> = self
+            .voters
+            .iter()
+            .map(|(id, addr)| (*id, RpcClient::new(addr.clone())))
+            .collect();
+        let req = Request::Join {
+            id: self.node_id as NodeId,
+            addr: self.info.controller_addr.clone(),
+        };
+        loop {
+            for (voter, c) in clients.iter_mut() {
+                match c.call(&req, Duration::from_secs(5)).await {
+                    Ok(Response::Write(WriteReply::Done { .. })) => return,
+                    Ok(Response::Write(WriteReply::Failed(e))) => {
+                        tracing::warn!(voter = *voter, error = %e, "join refused")
+                    }
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
 

@@ -3,6 +3,7 @@
 //! expand, and waiting for acks=all.
 
 use super::state::{ClusterState, Command, Outcome};
+use super::throttle::{self, Throttle};
 use super::{Cluster, Timings};
 use dashmap::DashMap;
 use kafka_protocol::error::ResponseError;
@@ -51,6 +52,11 @@ pub(crate) struct PartState {
     /// Follower: the log must be truncated to where it diverges from the leader's before
     /// fetching (after every leader change).
     pub(crate) needs_truncation: bool,
+    /// This node's replica of the partition is listed in the topic's
+    /// `leader.replication.throttled.replicas` (leader side) ...
+    pub(crate) leader_throttled: bool,
+    /// ... or `follower.replication.throttled.replicas` (follower side).
+    pub(crate) follower_throttled: bool,
 }
 
 impl PartState {
@@ -172,6 +178,19 @@ impl Partition {
         Ok(())
     }
 
+    /// Leader: whether replication to `replica` falls under the leader-side throttle (the
+    /// partition is listed for this node and the replica is out of sync).
+    pub(crate) fn leader_throttles(&self, replica: i32) -> bool {
+        let st = self.st.lock();
+        st.leader_throttled && !st.isr.contains(&replica)
+    }
+
+    /// Follower: whether this node's fetching falls under the follower-side throttle.
+    pub(crate) fn follower_throttled(&self, me: i32) -> bool {
+        let st = self.st.lock();
+        st.follower_throttled && !st.isr.contains(&me)
+    }
+
     /// Leader, acks=all: fails before the append if the ISR is below `min.insync.replicas`.
     pub(crate) fn check_min_isr(&self) -> Result<(), Refusal> {
         let st = self.st.lock();
@@ -270,6 +289,10 @@ pub(crate) struct ReplicaManager {
     parts: DashMap<(String, i32), Arc<Partition>>,
     /// Bumped whenever the set of followed partitions or their leaders change.
     pub(crate) followed: watch::Sender<u64>,
+    /// Bytes this node serves to throttled replicas that are out of sync.
+    pub(crate) leader_quota: Throttle,
+    /// Bytes this node fetches for its throttled, out-of-sync replicas.
+    pub(crate) follower_quota: Throttle,
 }
 
 impl ReplicaManager {
@@ -281,6 +304,8 @@ impl ReplicaManager {
             timings,
             parts: DashMap::new(),
             followed,
+            leader_quota: Throttle::new("leader.replication.throttled.rate", "leader"),
+            follower_quota: Throttle::new("follower.replication.throttled.rate", "follower"),
         }
     }
 
@@ -364,6 +389,8 @@ impl ReplicaManager {
                                 progress: HashMap::new(),
                                 isr_change_pending: false,
                                 needs_truncation: false,
+                                leader_throttled: false,
+                                follower_throttled: false,
                             }),
                             changed,
                         });
@@ -375,6 +402,16 @@ impl ReplicaManager {
                 let new_role = st.leader != ps.leader || st.leader_epoch != ps.leader_epoch;
                 let isr_changed = st.isr != ps.isr;
                 st.min_isr = min_isr;
+                st.leader_throttled = throttle::lists(
+                    t.configs.get("leader.replication.throttled.replicas"),
+                    i,
+                    me,
+                );
+                st.follower_throttled = throttle::lists(
+                    t.configs.get("follower.replication.throttled.replicas"),
+                    i,
+                    me,
+                );
                 st.replicas = ps.replicas.clone();
                 st.isr = ps.isr.clone();
                 if isr_changed {

@@ -32,6 +32,11 @@ pub(crate) enum Request {
     Write(Command),
     /// A node's periodic "I am alive" to the controller.
     Heartbeat(NodeInfo),
+    /// A node outside the voter set asks to replicate the metadata as a learner.
+    Join {
+        id: NodeId,
+        addr: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -258,6 +263,7 @@ async fn connection(cluster: Arc<Cluster>, stream: TcpStream) -> std::io::Result
             Request::Snapshot(r) => Response::Snapshot(cluster.raft.install_snapshot(r).await),
             Request::Write(cmd) => Response::Write(cluster.write_as_leader(cmd).await),
             Request::Heartbeat(info) => Response::Heartbeat(cluster.on_heartbeat(info).await),
+            Request::Join { id, addr } => Response::Write(cluster.add_learner(id, addr).await),
         };
         let body = serde_json::to_vec(&resp)?;
         write_frame(conn.get_mut(), &body).await?;

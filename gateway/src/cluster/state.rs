@@ -41,6 +41,55 @@ pub(crate) struct PartitionState {
     /// Bumped on every change of leader or ISR (Kafka's partition epoch).
     pub(crate) partition_epoch: i32,
     pub(crate) isr: Vec<i32>,
+    /// Replicas a reassignment is adding (empty when none is in progress).
+    #[serde(default)]
+    pub(crate) adding: Vec<i32>,
+    /// Replicas a reassignment will remove once every target replica is in sync.
+    #[serde(default)]
+    pub(crate) removing: Vec<i32>,
+}
+
+impl PartitionState {
+    /// Whether a reassignment is in progress.
+    pub(crate) fn reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replica set a reassignment moves to: `replicas` without `removing`.
+    fn target(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .filter(|r| !self.removing.contains(r))
+            .copied()
+            .collect()
+    }
+
+    /// Finishes a reassignment once every target replica is in the ISR (Kafka's rule):
+    /// the removed replicas leave the replica set and the ISR, and a removed leader hands
+    /// over to the first in-sync target replica.
+    fn try_complete_reassignment(&mut self, live: &BTreeSet<i32>) {
+        if !self.reassigning() {
+            return;
+        }
+        let target = self.target();
+        if !target.iter().all(|r| self.isr.contains(r)) {
+            return;
+        }
+        self.replicas = target;
+        self.isr.retain(|r| self.replicas.contains(r));
+        self.adding.clear();
+        self.removing.clear();
+        if !self.replicas.contains(&self.leader) {
+            self.leader = self
+                .replicas
+                .iter()
+                .find(|r| self.isr.contains(r) && live.contains(r))
+                .copied()
+                .unwrap_or(NO_LEADER);
+            self.leader_epoch += 1;
+        }
+        self.partition_epoch += 1;
+    }
 }
 
 /// A topic in the cluster metadata.
@@ -124,6 +173,13 @@ pub(crate) enum Command {
         partition: i32,
         preferred: bool,
     },
+    /// AlterPartitionReassignments for one partition: move to `target`, or cancel the
+    /// reassignment in progress (`None`).
+    Reassign {
+        topic: String,
+        partition: i32,
+        target: Option<Vec<i32>>,
+    },
     /// A leader reports a new ISR (shrink or expand), fenced by its epochs.
     AlterIsr {
         topic: String,
@@ -152,6 +208,7 @@ const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
 const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
 const ELECTION_NOT_NEEDED: i16 = 84;
+const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
 
 fn rejected(code: i16, msg: impl Into<String>) -> Outcome {
     Outcome::Rejected(code, msg.into())
@@ -222,6 +279,8 @@ impl ClusterState {
                 partition_epoch: 0,
                 isr: replicas.clone(),
                 replicas,
+                adding: Vec::new(),
+                removing: Vec::new(),
             })
             .collect()
     }
@@ -390,6 +449,11 @@ impl ClusterState {
                 p.partition_epoch += 1;
                 Outcome::Ok
             }
+            Command::Reassign {
+                topic,
+                partition,
+                target,
+            } => self.reassign(&topic, partition, target),
             Command::AlterIsr {
                 topic,
                 partition,
@@ -422,9 +486,94 @@ impl ClusterState {
                     p.isr = isr;
                     p.partition_epoch += 1;
                 }
+                p.try_complete_reassignment(&live);
                 Outcome::Ok
             }
         }
+    }
+
+    /// Starts, changes or cancels a partition reassignment. As in Kafka, the replica set
+    /// becomes target + (original - target) while the added replicas catch up; it shrinks
+    /// to the target once they are all in the ISR.
+    fn reassign(&mut self, topic: &str, partition: i32, target: Option<Vec<i32>>) -> Outcome {
+        let live = self.live_ids();
+        let known: BTreeSet<i32> = self.nodes.keys().copied().collect();
+        let Some(p) = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| t.partitions.get_mut(partition as usize))
+        else {
+            return rejected(UNKNOWN_TOPIC, "unknown topic or partition");
+        };
+        // The replicas before any reassignment in progress.
+        let original: Vec<i32> = p
+            .replicas
+            .iter()
+            .filter(|r| !p.adding.contains(r))
+            .copied()
+            .collect();
+        let Some(target) = target else {
+            if !p.reassigning() {
+                return rejected(
+                    NO_REASSIGNMENT_IN_PROGRESS,
+                    format!("no reassignment of {topic}-{partition} is in progress"),
+                );
+            }
+            p.replicas = original;
+            p.isr.retain(|r| p.replicas.contains(r));
+            p.adding.clear();
+            p.removing.clear();
+            if !p.replicas.contains(&p.leader) {
+                p.leader = p
+                    .replicas
+                    .iter()
+                    .find(|r| p.isr.contains(r) && live.contains(r))
+                    .copied()
+                    .unwrap_or(NO_LEADER);
+                p.leader_epoch += 1;
+            }
+            p.partition_epoch += 1;
+            return Outcome::Ok;
+        };
+        if target.is_empty()
+            || target.iter().collect::<BTreeSet<_>>().len() != target.len()
+            || target.iter().any(|r| !known.contains(r))
+        {
+            return rejected(
+                INVALID_REPLICA_ASSIGNMENT,
+                format!("replicas {target:?} must be distinct registered nodes"),
+            );
+        }
+        p.adding = target
+            .iter()
+            .filter(|r| !original.contains(r))
+            .copied()
+            .collect();
+        p.removing = original
+            .iter()
+            .filter(|r| !target.contains(r))
+            .copied()
+            .collect();
+        let mut replicas = target.clone();
+        replicas.extend(p.removing.iter().copied());
+        p.replicas = replicas;
+        // Replicas dropped by a changed reassignment leave the ISR too.
+        p.isr.retain(|r| p.replicas.contains(r));
+        p.partition_epoch += 1;
+        if p.reassigning() {
+            p.try_complete_reassignment(&live);
+        }
+        if p.leader == NO_LEADER || !p.replicas.contains(&p.leader) {
+            // Only possible when a changed reassignment dropped the leader.
+            p.leader = p
+                .replicas
+                .iter()
+                .find(|r| p.isr.contains(r) && live.contains(r))
+                .copied()
+                .unwrap_or(NO_LEADER);
+            p.leader_epoch += 1;
+        }
+        Outcome::Ok
     }
 
     /// A node left: it drops out of every ISR (unless it is the last member, which Kafka keeps
@@ -548,6 +697,66 @@ mod tests {
         assert!(matches!(
             s.apply(create("t", 1, 1)),
             Outcome::Rejected(TOPIC_EXISTS, _)
+        ));
+    }
+
+    #[test]
+    fn reassignment_adds_then_removes_and_can_be_cancelled() {
+        let mut s = ClusterState::default();
+        for id in 1..=4 {
+            s.apply(node(id, "r"));
+        }
+        s.apply(Command::CreateTopic {
+            name: "t".into(),
+            id: Uuid::new_v4(),
+            partitions: 2,
+            replication_factor: 2,
+            configs: BTreeMap::new(),
+            attributes: BTreeMap::new(),
+            assignment: Some(vec![vec![1, 2], vec![1, 2]]),
+        });
+        let reassign = |target: Option<Vec<i32>>, partition| Command::Reassign {
+            topic: "t".into(),
+            partition,
+            target,
+        };
+        // Move partition 0 from [1, 2] to [3, 1]: 3 is added, 2 stays until 3 is in sync.
+        assert_eq!(s.apply(reassign(Some(vec![3, 1]), 0)), Outcome::Ok);
+        let p = s.topics["t"].partitions[0].clone();
+        assert_eq!(
+            (p.replicas, p.adding, p.removing),
+            (vec![3, 1, 2], vec![3], vec![2])
+        );
+        assert_eq!((p.leader, p.isr), (1, vec![1, 2]));
+        let isr = |isr: Vec<i32>| Command::AlterIsr {
+            topic: "t".into(),
+            partition: 0,
+            leader: 1,
+            leader_epoch: 0,
+            isr,
+        };
+        assert_eq!(s.apply(isr(vec![1, 2, 3])), Outcome::Ok);
+        let p = s.topics["t"].partitions[0].clone();
+        assert!(!p.reassigning());
+        assert_eq!((p.replicas, p.isr, p.leader), (vec![3, 1], vec![1, 3], 1));
+        // Moving the leader away hands leadership to an in-sync target replica.
+        assert_eq!(s.apply(reassign(Some(vec![3]), 0)), Outcome::Ok);
+        let p = s.topics["t"].partitions[0].clone();
+        assert_eq!((p.replicas, p.leader, p.leader_epoch), (vec![3], 3, 1));
+        // Cancelling restores the original replicas; nothing to cancel is an error.
+        assert_eq!(s.apply(reassign(Some(vec![4, 2]), 1)), Outcome::Ok);
+        assert_eq!(s.topics["t"].partitions[1].replicas, vec![4, 2, 1]);
+        assert_eq!(s.apply(reassign(None, 1)), Outcome::Ok);
+        let p = s.topics["t"].partitions[1].clone();
+        // As in KRaft, the reverted set keeps the merged order (target first).
+        assert_eq!((p.replicas, p.isr, p.leader), (vec![2, 1], vec![1, 2], 1));
+        assert!(matches!(
+            s.apply(reassign(None, 1)),
+            Outcome::Rejected(NO_REASSIGNMENT_IN_PROGRESS, _)
+        ));
+        assert!(matches!(
+            s.apply(reassign(Some(vec![9]), 1)),
+            Outcome::Rejected(INVALID_REPLICA_ASSIGNMENT, _)
         ));
     }
 

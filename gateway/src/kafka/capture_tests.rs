@@ -69,7 +69,6 @@ fn java_client_requests_decode() {
         "ConsumerGroupDescribe v0",
         "DescribeTopicPartitions v0",
         "GetTelemetrySubscriptions v0",
-        "ListPartitionReassignments v0",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -77,6 +77,7 @@ fn read_partition(
         }
     };
     let mut limit = log.high_watermark();
+    let mut quota = None;
     if let Some(c) = &ctx.broker.cluster {
         let me = ctx.broker.node_id;
         let checked = match c.replicas.get(&p.topic, p.partition) {
@@ -84,7 +85,12 @@ fn read_partition(
             Some(part) => match fetcher.replica {
                 Some(r) => part
                     .on_follower_fetch(me, r, leader_epoch, p.fetch_offset)
-                    .map(|_| limit = log.log_end_offset()),
+                    .map(|_| {
+                        limit = log.log_end_offset();
+                        if part.leader_throttles(r) {
+                            quota = Some(&c.replicas.leader_quota);
+                        }
+                    }),
                 None => part.check_leader(me, leader_epoch),
             },
         };
@@ -98,10 +104,21 @@ fn read_partition(
     if ctx.version >= 5 {
         d.log_start_offset = log.log_start_offset();
     }
-    let max = (p.max_bytes.max(0) as usize).min(budget);
+    let mut max = (p.max_bytes.max(0) as usize).min(budget);
+    if let Some(allowed) = quota.and_then(|q| q.allowance(&ctx.broker.store)) {
+        if allowed == 0 {
+            // Held back by the replication throttle: the follower asks again.
+            d.records = Some(bytes::Bytes::new());
+            return Read { data: d, bytes: 0 };
+        }
+        max = max.min(allowed);
+    }
     match log.read_upto(p.fetch_offset, max, first, limit) {
         Ok(bytes) => {
             let n = bytes.len();
+            if let Some(q) = quota {
+                q.record(&ctx.broker.store, n);
+            }
             d.records = Some(bytes);
             Read { data: d, bytes: n }
         }

@@ -3,6 +3,7 @@
 //! and one thin handler per API key.
 
 mod alter_configs;
+mod alter_partition_reassignments;
 mod api_versions;
 #[cfg(test)]
 mod capture_tests;
@@ -22,6 +23,7 @@ pub(crate) mod group;
 mod incremental_alter_configs;
 mod init_producer_id;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -327,6 +329,14 @@ async fn dispatch(
             reply!(ApiKey::InitProducerId, init_producer_id::handle(ctx, r))
         }
         RequestKind::OffsetCommit(r) => reply!(ApiKey::OffsetCommit, offset_commit::handle(ctx, r)),
+        RequestKind::AlterPartitionReassignments(r) => reply!(
+            ApiKey::AlterPartitionReassignments,
+            alter_partition_reassignments::handle(ctx, r).await
+        ),
+        RequestKind::ListPartitionReassignments(r) => reply!(
+            ApiKey::ListPartitionReassignments,
+            list_partition_reassignments::handle(ctx, r)
+        ),
         RequestKind::ElectLeaders(r) => {
             reply!(ApiKey::ElectLeaders, elect_leaders::handle(ctx, r).await)
         }

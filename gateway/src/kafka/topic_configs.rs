@@ -39,7 +39,14 @@ fn kind_code(k: ConfigType) -> i8 {
 
 /// Broker keys that AlterConfigs may change at run time (they are the topic defaults).
 pub(crate) fn broker_key_dynamic(key: &str) -> bool {
-    TOPIC_CONFIGS.iter().any(|d| d.broker_name == key) || key == "num.partitions"
+    TOPIC_CONFIGS.iter().any(|d| d.broker_name == key)
+        || matches!(
+            key,
+            "num.partitions"
+                | "leader.replication.throttled.rate"
+                | "follower.replication.throttled.rate"
+                | "replica.alter.log.dirs.io.max.bytes.per.second"
+        )
 }
 
 /// The broker-level value of `broker_name` and its source, if any level sets it.
