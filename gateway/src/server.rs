@@ -150,6 +150,7 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
                 host: advertised.host.clone(),
                 kafka_port: advertised.port,
                 rocketmq_addr: rmq_advertised.to_string(),
+                rocketmq_name: crate::rocketmq::broker_name(&cfg, node_id),
                 controller_addr,
                 rack: cfg
                     .get("broker.rack")

@@ -147,6 +147,7 @@ impl Broker {
                     configs: t.configs,
                     attributes: BTreeMap::new(),
                     assignment: t.assignment,
+                    preferred: None,
                 })
                 .await?,
         )?;
@@ -169,6 +170,57 @@ impl Broker {
             Ok(_) => Ok(()),
             Err(e) if e.is_exists() => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+
+    /// A RocketMQ broker's queues: makes this node the preferred replica of at least
+    /// `queues` partitions of the topic, creating it or adding partitions preferred by this
+    /// node (on one node: at least `queues` partitions).
+    pub(crate) async fn ensure_queues(&self, name: &str, queues: i32) -> Result<(), AdminError> {
+        let Some(cluster) = &self.cluster else {
+            return match self.store.topic(name) {
+                Some(t) if t.partitions.len() as i32 >= queues => Ok(()),
+                Some(_) => self.create_partitions(name, queues, false).await,
+                None => self.ensure_topic(name, queues).await,
+            };
+        };
+        let me = self.node_id;
+        let state = cluster.state();
+        let cmd = match state.topics.get(name) {
+            Some(t) => {
+                let mine = t
+                    .partitions
+                    .iter()
+                    .filter(|p| p.replicas.first() == Some(&me))
+                    .count() as i32;
+                if mine >= queues {
+                    return Ok(());
+                }
+                Command::CreatePartitions {
+                    name: name.to_string(),
+                    total: t.partitions.len() as i32 + queues - mine,
+                    preferred: Some(me),
+                }
+            }
+            None => {
+                storage::store::validate_topic_name(name)?;
+                let live = state.live_ids().len() as i16;
+                Command::CreateTopic {
+                    name: name.to_string(),
+                    id: Uuid::new_v4(),
+                    partitions: queues,
+                    replication_factor: self.default_replication_factor().min(live.max(1)),
+                    configs: BTreeMap::new(),
+                    attributes: BTreeMap::new(),
+                    assignment: None,
+                    preferred: Some(me),
+                }
+            }
+        };
+        match outcome(cluster.propose(cmd).await?) {
+            // Another broker created it at the same moment: add ours next time round.
+            Err(e) if e.is_exists() => Box::pin(self.ensure_queues(name, queues)).await,
+            r => r,
         }
     }
 
@@ -224,6 +276,7 @@ impl Broker {
                 .propose(Command::CreatePartitions {
                     name: name.to_string(),
                     total,
+                    preferred: None,
                 })
                 .await?,
         )

@@ -18,6 +18,9 @@ pub(crate) struct NodeInfo {
     pub(crate) kafka_port: i32,
     /// Advertised RocketMQ broker endpoint (`host:port`).
     pub(crate) rocketmq_addr: String,
+    /// RocketMQ broker name (`broker-<id>` unless configured).
+    #[serde(default)]
+    pub(crate) rocketmq_name: String,
     /// Controller (Raft and internal RPC) endpoint (`host:port`).
     pub(crate) controller_addr: String,
     pub(crate) rack: Option<String>,
@@ -150,6 +153,9 @@ pub(crate) enum Command {
         attributes: BTreeMap<String, String>,
         /// Explicit assignment (CreateTopics with replica assignments), else spread by rack.
         assignment: Option<Vec<Vec<i32>>>,
+        /// RocketMQ creation on a broker: that node is every new partition's first replica.
+        #[serde(default)]
+        preferred: Option<i32>,
     },
     DeleteTopic {
         name: String,
@@ -157,6 +163,9 @@ pub(crate) enum Command {
     CreatePartitions {
         name: String,
         total: i32,
+        /// As for CreateTopic: the first replica of every new partition.
+        #[serde(default)]
+        preferred: Option<i32>,
     },
     SetConfigs {
         name: String,
@@ -226,7 +235,16 @@ impl ClusterState {
 
     /// Rack-aware round robin (Kafka's): nodes are interleaved rack by rack, then replica j of
     /// partition p goes to the node `start + p + j` places along that list.
-    fn assign(&mut self, partitions: i32, first: i32, rf: i16) -> Result<Vec<Vec<i32>>, Outcome> {
+    ///
+    /// With `preferred`, that node is every partition's first replica and the followers
+    /// rotate over the others (a RocketMQ broker's own queues).
+    fn assign(
+        &mut self,
+        partitions: i32,
+        first: i32,
+        rf: i16,
+        preferred: Option<i32>,
+    ) -> Result<Vec<Vec<i32>>, Outcome> {
         let live = self.live_nodes();
         if rf < 1 || rf as usize > live.len() {
             return Err(rejected(
@@ -256,6 +274,25 @@ impl ClusterState {
         let n = order.len();
         let start = self.next_start as usize;
         self.next_start = self.next_start.wrapping_add(1);
+        if let Some(k) = preferred {
+            if !order.contains(&k) {
+                return Err(rejected(
+                    INVALID_REPLICA_ASSIGNMENT,
+                    format!("node {k} is not alive"),
+                ));
+            }
+            let others: Vec<i32> = order.iter().copied().filter(|id| *id != k).collect();
+            return Ok((first..first + partitions)
+                .map(|p| {
+                    let mut r = vec![k];
+                    r.extend(
+                        (0..rf as usize - 1)
+                            .map(|j| others[(start + p as usize + j) % others.len()]),
+                    );
+                    r
+                })
+                .collect());
+        }
         Ok((first..first + partitions)
             .map(|p| {
                 (0..rf as usize)
@@ -316,6 +353,7 @@ impl ClusterState {
                 configs,
                 attributes,
                 assignment,
+                preferred,
             } => {
                 if self.topics.contains_key(&name) {
                     return rejected(TOPIC_EXISTS, format!("Topic '{name}' already exists."));
@@ -339,7 +377,7 @@ impl ClusterState {
                         }
                         a
                     }
-                    None => match self.assign(partitions, 0, replication_factor) {
+                    None => match self.assign(partitions, 0, replication_factor, preferred) {
                         Ok(a) => a,
                         Err(o) => return o,
                     },
@@ -362,7 +400,11 @@ impl ClusterState {
                 Some(_) => Outcome::Ok,
                 None => rejected(UNKNOWN_TOPIC, format!("Topic '{name}' does not exist.")),
             },
-            Command::CreatePartitions { name, total } => {
+            Command::CreatePartitions {
+                name,
+                total,
+                preferred,
+            } => {
                 let Some(t) = self.topics.get(&name) else {
                     return rejected(UNKNOWN_TOPIC, format!("Topic '{name}' does not exist."));
                 };
@@ -374,7 +416,7 @@ impl ClusterState {
                     );
                 }
                 let rf = t.replication_factor();
-                let extra = match self.assign(total - have, have, rf) {
+                let extra = match self.assign(total - have, have, rf, preferred) {
                     Ok(a) => a,
                     Err(o) => return o,
                 };
@@ -654,6 +696,7 @@ mod tests {
             host: "127.0.0.1".into(),
             kafka_port: 9000 + id,
             rocketmq_addr: format!("127.0.0.1:{}", 10000 + id),
+            rocketmq_name: format!("broker-{id}"),
             controller_addr: format!("127.0.0.1:{}", 11000 + id),
             rack: Some(rack.into()),
         })
@@ -668,6 +711,7 @@ mod tests {
             configs: BTreeMap::new(),
             attributes: BTreeMap::new(),
             assignment: None,
+            preferred: None,
         }
     }
 
@@ -714,6 +758,7 @@ mod tests {
             configs: BTreeMap::new(),
             attributes: BTreeMap::new(),
             assignment: Some(vec![vec![1, 2], vec![1, 2]]),
+            preferred: None,
         });
         let reassign = |target: Option<Vec<i32>>, partition| Command::Reassign {
             topic: "t".into(),

@@ -8,7 +8,7 @@ use super::{ok, reply, RocketMq};
 use codecs::rocketmq::codes::response as rs;
 use codecs::rocketmq::RemotingCommand;
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 fn int(cmd: &RemotingCommand, key: &str, default: i64) -> i64 {
     cmd.ext(key)
@@ -34,25 +34,7 @@ pub(super) async fn create_topic(rmq: &RocketMq, cmd: &RemotingCommand) -> Remot
     }
     let queues = read.max(write) as i32;
     let broker = &rmq.broker;
-    let result = match store.topic(&topic) {
-        Some(t) if (t.partitions.len() as i32) < queues => {
-            broker.create_partitions(&topic, queues, false).await
-        }
-        Some(_) => Ok(()),
-        None => broker
-            .create_topic(
-                crate::topics::NewTopic {
-                    name: topic.clone(),
-                    partitions: queues,
-                    replication_factor: -1,
-                    configs: BTreeMap::new(),
-                    assignment: None,
-                },
-                false,
-            )
-            .await
-            .map(|_| ()),
-    };
+    let result = broker.ensure_queues(&topic, queues).await;
     if let Err(e) = result {
         if !e.is_exists() {
             tracing::warn!(%topic, error = %e, "UPDATE_AND_CREATE_TOPIC failed");
@@ -97,8 +79,8 @@ pub(super) async fn delete_topic(rmq: &RocketMq, cmd: &RemotingCommand) -> Remot
     }
 }
 
-fn topic_config(name: &str, t: &storage::Topic) -> serde_json::Value {
-    let (read, write, perm, sys) = queue_view(t);
+fn topic_config(rmq: &RocketMq, name: &str, t: &storage::Topic) -> serde_json::Value {
+    let (read, write, perm, sys) = queue_view(rmq, t);
     json!({
         "order": t.meta.attributes.get("order").map(|v| v == "true").unwrap_or(false),
         "perm": perm,
@@ -116,7 +98,7 @@ pub(super) fn all_topic_config(rmq: &RocketMq) -> RemotingCommand {
         .store
         .topics()
         .iter()
-        .map(|t| (t.meta.name.clone(), topic_config(&t.meta.name, t)))
+        .map(|t| (t.meta.name.clone(), topic_config(rmq, &t.meta.name, t)))
         .collect();
     let body = json!({
         "dataVersion": { "counter": table.len(), "timestamp": now_ms() },
@@ -263,15 +245,12 @@ pub(super) fn consume_stats(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCo
         .iter()
         .filter(|t| only_topic.is_none_or(|o| o == t.as_str()))
     {
-        let Some(t) = store.topic(topic) else {
-            continue;
-        };
-        for p in &t.partitions {
+        for (queue, p) in rmq.queue_logs(topic) {
             let committed = store.offsets().fetch(group, topic, p.partition());
             let (offset, ts) = committed.map(|c| (c.offset, c.commit_ms)).unwrap_or((0, 0));
             entries.push(format!(
                 "{}:{{\"brokerOffset\":{},\"consumerOffset\":{},\"lastTimestamp\":{}}}",
-                mq_key(rmq, topic, p.partition()),
+                mq_key(rmq, topic, queue),
                 p.high_watermark(),
                 offset,
                 ts
@@ -293,16 +272,16 @@ pub(super) fn consume_stats(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCo
 
 pub(super) fn topic_stats(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
     let topic = cmd.ext("topic").unwrap_or("");
-    let Some(t) = rmq.broker.store.topic(topic) else {
+    if rmq.broker.store.topic(topic).is_none() {
         return reply(rs::TOPIC_NOT_EXIST, format!("topic[{topic}] not exist"));
-    };
-    let entries: Vec<String> = t
-        .partitions
-        .iter()
-        .map(|p| {
+    }
+    let entries: Vec<String> = rmq
+        .queue_logs(topic)
+        .into_iter()
+        .map(|(queue, p)| {
             format!(
                 "{}:{{\"lastUpdateTimestamp\":0,\"maxOffset\":{},\"minOffset\":{}}}",
-                mq_key(rmq, topic, p.partition()),
+                mq_key(rmq, topic, queue),
                 p.high_watermark(),
                 p.log_start_offset()
             )

@@ -145,7 +145,10 @@ pub(crate) fn to_batch(msgs: &[Outgoing]) -> Result<Bytes, String> {
 pub(crate) struct Location<'a> {
     pub(crate) topic: &'a str,
     pub(crate) topic_code: u32,
+    /// The queue id the client knows (this broker's numbering).
     pub(crate) queue_id: i32,
+    /// The partition behind it (what commit-log offsets and message ids encode).
+    pub(crate) partition: i32,
     pub(crate) store_host: SocketAddr,
 }
 
@@ -205,7 +208,7 @@ fn from_record(r: Record, at: &Location<'_>) -> StoredMessage {
         queue_id: at.queue_id,
         flag,
         queue_offset: r.offset,
-        commit_log_offset: commit_log_offset(at.topic_code, at.queue_id, r.offset),
+        commit_log_offset: commit_log_offset(at.topic_code, at.partition, r.offset),
         sys_flag,
         born_timestamp: r.timestamp,
         born_host,
@@ -264,6 +267,7 @@ mod tests {
             topic: "t",
             topic_code: 5,
             queue_id: 1,
+            partition: 1,
             store_host: store,
         };
         let got = from_batches(batch, 1, &at)?;

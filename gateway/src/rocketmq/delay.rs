@@ -103,12 +103,11 @@ async fn deliver(rmq: &Arc<RocketMq>, m: StoredMessage) -> Result<(), String> {
         .and_then(|q| q.parse().ok())
         .unwrap_or(0);
     rmsg::remove_property(&mut props, DUE_AT);
-    let store = &rmq.broker.store;
     if topic.starts_with("%RETRY%") {
         super::ensure_topic(rmq, &topic, 1).await?;
     }
-    let log = store
-        .partition(&topic, queue)
+    let log = rmq
+        .queue_log(&topic, queue)
         .map_err(|e| format!("delayed message for {topic}/{queue}: {e}"))?;
     let out = Outgoing {
         body: m.body,
@@ -135,11 +134,11 @@ async fn tick(rmq: &Arc<RocketMq>, delivered_absolute: &mut HashSet<i64>) -> Opt
     let topic = store.topic(SCHEDULE_TOPIC)?;
     let now = now_ms();
     let mut next_due: Option<i64> = None;
-    for log in &topic.partitions {
-        let queue = log.partition();
+    // This broker's schedule queues only: every broker delivers what was sent to it.
+    for (queue, log) in rmq.queue_logs(SCHEDULE_TOPIC) {
         let mut pos = store
             .offsets()
-            .fetch(PROGRESS_GROUP, SCHEDULE_TOPIC, queue)
+            .fetch(PROGRESS_GROUP, SCHEDULE_TOPIC, log.partition())
             .map(|c| c.offset)
             .unwrap_or(0)
             .max(log.log_start_offset());
@@ -148,6 +147,7 @@ async fn tick(rmq: &Arc<RocketMq>, delivered_absolute: &mut HashSet<i64>) -> Opt
             topic: SCHEDULE_TOPIC,
             topic_code: topic.meta.code,
             queue_id: queue,
+            partition: log.partition(),
             store_host: rmq.broker_addr,
         };
         let mut scan = pos;

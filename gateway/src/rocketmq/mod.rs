@@ -19,6 +19,7 @@ mod namesrv;
 mod offsets;
 mod pull;
 mod query;
+mod queues;
 mod retry;
 mod send;
 pub(crate) mod transaction;
@@ -56,6 +57,14 @@ impl Role {
     }
 }
 
+/// This node's RocketMQ broker name: `rocketmq.broker.name`, else `broker-<node id>`.
+pub(crate) fn broker_name(cfg: &crate::config::Config, node_id: i32) -> String {
+    cfg.get("rocketmq.broker.name")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("broker-{node_id}"))
+}
+
 /// RocketMQ identity and state of this node.
 pub(crate) struct RocketMq {
     pub(crate) broker: Arc<Broker>,
@@ -79,11 +88,7 @@ pub(crate) struct RocketMq {
 impl RocketMq {
     pub(crate) fn new(broker: Arc<Broker>, broker_addr: SocketAddr) -> Arc<Self> {
         let cfg = &broker.config;
-        let broker_name = cfg
-            .get("rocketmq.broker.name")
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("broker-{}", broker.node_id));
+        let broker_name = broker_name(cfg, broker.node_id);
         Arc::new(Self {
             cluster: cfg
                 .get("rocketmq.cluster.name")
@@ -286,14 +291,14 @@ async fn connection(
     result
 }
 
-/// Creates a system or group topic (retry, DLQ, schedule, half) with `queues` queues unless
-/// it exists already.
+/// Gives this broker a system or group topic (retry, DLQ, schedule, half) with at least
+/// `queues` queues of its own.
 pub(crate) async fn ensure_topic(rmq: &RocketMq, topic: &str, queues: i32) -> Result<(), String> {
-    if rmq.broker.store.topic(topic).is_some() {
+    if rmq.queue_partitions(topic).len() as i32 >= queues {
         return Ok(());
     }
     rmq.broker
-        .ensure_topic(topic, queues)
+        .ensure_queues(topic, queues)
         .await
         .map_err(|e| e.to_string())
 }

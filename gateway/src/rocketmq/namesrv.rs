@@ -15,8 +15,9 @@ pub(crate) const PERM_RW: i64 = 6;
 /// Read, write and inherit permission (the default topic's).
 const PERM_RWI: i64 = 7;
 
-/// A topic's RocketMQ queue view: (read queues, write queues, perm, sys flag).
-pub(crate) fn queue_view(t: &Topic) -> (i64, i64, i64, i64) {
+/// A topic's RocketMQ queue view on a broker holding `queues` of its partitions:
+/// (read queues, write queues, perm, sys flag).
+fn view_with(t: &Topic, queues: i64) -> (i64, i64, i64, i64) {
     let attr = |k: &str, d: i64| {
         t.meta
             .attributes
@@ -24,45 +25,115 @@ pub(crate) fn queue_view(t: &Topic) -> (i64, i64, i64, i64) {
             .and_then(|v| v.parse::<i64>().ok())
             .unwrap_or(d)
     };
-    let parts = t.partitions.len() as i64;
     (
-        attr("readQueueNums", parts).min(parts),
-        attr("writeQueueNums", parts).min(parts),
+        attr("readQueueNums", queues).min(queues),
+        attr("writeQueueNums", queues).min(queues),
         attr("perm", PERM_RW),
         attr("topicSysFlag", 0),
     )
 }
 
-fn route_body(rmq: &RocketMq, read: i64, write: i64, perm: i64, sys_flag: i64) -> Vec<u8> {
+/// A topic's RocketMQ queue view on this broker: (read queues, write queues, perm, sys flag).
+pub(crate) fn queue_view(rmq: &RocketMq, t: &Topic) -> (i64, i64, i64, i64) {
+    view_with(t, rmq.queue_partitions(&t.meta.name).len() as i64)
+}
+
+/// One broker of a route: name, master address and its queue counts.
+struct RouteBroker {
+    name: String,
+    addr: String,
+    view: (i64, i64, i64, i64),
+}
+
+fn broker_data(rmq: &RocketMq, b: &RouteBroker) -> serde_json::Value {
+    json!({
+        "brokerAddrs": { "0": b.addr },
+        "brokerName": b.name,
+        "cluster": rmq.cluster,
+        "enableActingMaster": false,
+    })
+}
+
+fn route_body(rmq: &RocketMq, brokers: &[RouteBroker]) -> Vec<u8> {
     // Standard JSON with quoted keys: every client parses it (fastjson's unquoted integer
     // keys break some), plus the fields newer clients expect.
     let body = json!({
-        "brokerDatas": [{
-            "brokerAddrs": { "0": rmq.broker_addr.to_string() },
-            "brokerName": rmq.broker_name,
-            "cluster": rmq.cluster,
-            "enableActingMaster": false,
-        }],
+        "brokerDatas": brokers.iter().map(|b| broker_data(rmq, b)).collect::<Vec<_>>(),
         "filterServerTable": {},
-        "queueDatas": [{
-            "brokerName": rmq.broker_name,
-            "perm": perm,
-            "readQueueNums": read,
-            "topicSysFlag": sys_flag,
-            "writeQueueNums": write,
-        }],
+        "queueDatas": brokers.iter().map(|b| json!({
+            "brokerName": b.name,
+            "perm": b.view.2,
+            "readQueueNums": b.view.0,
+            "topicSysFlag": b.view.3,
+            "writeQueueNums": b.view.1,
+        })).collect::<Vec<_>>(),
     });
     serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The live brokers of the cluster as (name, address); this node alone on the single-node
+/// default.
+fn live_brokers(rmq: &RocketMq) -> Vec<(i32, String, String)> {
+    match &rmq.broker.cluster {
+        None => vec![(
+            rmq.broker.node_id,
+            rmq.broker_name.clone(),
+            rmq.broker_addr.to_string(),
+        )],
+        Some(c) => c
+            .state()
+            .nodes
+            .values()
+            .filter(|n| !n.fenced)
+            .map(|n| {
+                let name = if n.info.rocketmq_name.is_empty() {
+                    format!("broker-{}", n.info.id)
+                } else {
+                    n.info.rocketmq_name.clone()
+                };
+                (n.info.id, name, n.info.rocketmq_addr.clone())
+            })
+            .collect(),
+    }
 }
 
 pub(super) fn route(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
     let topic = cmd.ext("topic").unwrap_or("");
     if let Some(t) = rmq.broker.store.topic(topic) {
-        let (r, w, perm, sys) = queue_view(&t);
-        return ok().with_body(route_body(rmq, r, w, perm, sys));
-    }
-    if topic == DEFAULT_TOPIC && rmq.auto_create {
-        return ok().with_body(route_body(rmq, 8, 8, PERM_RWI, 0));
+        let brokers: Vec<RouteBroker> = match &rmq.broker.cluster {
+            None => vec![RouteBroker {
+                name: rmq.broker_name.clone(),
+                addr: rmq.broker_addr.to_string(),
+                view: queue_view(rmq, &t),
+            }],
+            Some(c) => {
+                let state = c.state();
+                live_brokers(rmq)
+                    .into_iter()
+                    .filter_map(|(id, name, addr)| {
+                        let n = super::queues::preferred_by(&state, topic, id).len() as i64;
+                        (n > 0).then(|| RouteBroker {
+                            name,
+                            addr,
+                            view: view_with(&t, n),
+                        })
+                    })
+                    .collect()
+            }
+        };
+        if !brokers.is_empty() {
+            return ok().with_body(route_body(rmq, &brokers));
+        }
+    } else if topic == DEFAULT_TOPIC && rmq.auto_create {
+        let brokers: Vec<RouteBroker> = live_brokers(rmq)
+            .into_iter()
+            .map(|(_, name, addr)| RouteBroker {
+                name,
+                addr,
+                view: (8, 8, PERM_RWI, 0),
+            })
+            .collect();
+        return ok().with_body(route_body(rmq, &brokers));
     }
     reply(
         rs::TOPIC_NOT_EXIST,
@@ -71,16 +142,23 @@ pub(super) fn route(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
 }
 
 pub(super) fn cluster_info(rmq: &RocketMq) -> RemotingCommand {
-    let body = json!({
-        "brokerAddrTable": {
-            rmq.broker_name.clone(): {
-                "brokerAddrs": { "0": rmq.broker_addr.to_string() },
-                "brokerName": rmq.broker_name,
+    let brokers = live_brokers(rmq);
+    let mut table = serde_json::Map::new();
+    for (_, name, addr) in &brokers {
+        table.insert(
+            name.clone(),
+            json!({
+                "brokerAddrs": { "0": addr },
+                "brokerName": name,
                 "cluster": rmq.cluster,
                 "enableActingMaster": false,
-            }
-        },
-        "clusterAddrTable": { rmq.cluster.clone(): [rmq.broker_name.clone()] },
+            }),
+        );
+    }
+    let names: Vec<&String> = brokers.iter().map(|(_, n, _)| n).collect();
+    let body = json!({
+        "brokerAddrTable": table,
+        "clusterAddrTable": { rmq.cluster.clone(): names },
     });
     ok().with_body(serde_json::to_vec(&body).unwrap_or_default())
 }
@@ -95,7 +173,7 @@ pub(super) fn topic_list(rmq: &RocketMq) -> RemotingCommand {
         .collect();
     // The real name server lists the cluster and broker names as topics too.
     names.push(rmq.cluster.clone());
-    names.push(rmq.broker_name.clone());
+    names.extend(live_brokers(rmq).into_iter().map(|(_, n, _)| n));
     if rmq.auto_create {
         names.push(DEFAULT_TOPIC.to_string());
     }

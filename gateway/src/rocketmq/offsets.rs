@@ -1,6 +1,6 @@
 //! Consumer offsets and queue offsets: QUERY/UPDATE_CONSUMER_OFFSET, GET_MIN/MAX_OFFSET,
 //! SEARCH_OFFSET_BY_TIMESTAMP, GET_EARLIEST_MSG_STORETIME. Consumer offsets live in the store
-//! shared with Kafka groups, keyed by (group, topic, queue id).
+//! shared with Kafka groups, keyed by (group, topic, partition behind the queue).
 
 use super::{ok, reply, RocketMq};
 use codecs::rocketmq::codes::response as rs;
@@ -25,7 +25,7 @@ pub(super) fn queue(
             format!("topic[{topic}] not exist, apply first please!"),
         ));
     }
-    rmq.broker.store.partition(topic, queue_id).map_err(|_| {
+    rmq.queue_log(topic, queue_id).map_err(|_| {
         reply(
             rs::SYSTEM_ERROR,
             format!("queueId[{queue_id}] is illegal, topic:[{topic}]"),
@@ -40,7 +40,8 @@ pub(super) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Stores a consumer offset (also used by pulls that carry `commitOffset`).
+/// Stores a consumer offset of this broker's queue `queue_id` (also used by pulls that carry
+/// `commitOffset`).
 pub(super) fn commit(
     rmq: &RocketMq,
     group: &str,
@@ -48,6 +49,9 @@ pub(super) fn commit(
     queue_id: i32,
     offset: i64,
 ) -> Result<(), String> {
+    let partition = rmq
+        .partition_of(topic, queue_id)
+        .ok_or_else(|| format!("queueId[{queue_id}] is illegal, topic:[{topic}]"))?;
     rmq.broker
         .store
         .offsets()
@@ -55,7 +59,7 @@ pub(super) fn commit(
             group,
             &[(
                 topic.to_string(),
-                queue_id,
+                partition,
                 CommittedOffset {
                     offset,
                     leader_epoch: -1,
@@ -71,12 +75,13 @@ pub(super) fn query_consumer_offset(rmq: &RocketMq, cmd: &RemotingCommand) -> Re
     let group = cmd.ext("consumerGroup").unwrap_or("");
     let topic = cmd.ext("topic").unwrap_or("");
     let queue_id: i32 = int(cmd, "queueId").unwrap_or(-1);
-    if let Some(c) = rmq.broker.store.offsets().fetch(group, topic, queue_id) {
+    let partition = rmq.partition_of(topic, queue_id).unwrap_or(-1);
+    if let Some(c) = rmq.broker.store.offsets().fetch(group, topic, partition) {
         return ok().with_ext("offset", c.offset);
     }
     // Like the real broker: a queue that still starts at 0 tells a new group to start there,
     // so CONSUME_FROM_LAST_OFFSET consumers of a fresh topic miss nothing.
-    match rmq.broker.store.partition(topic, queue_id) {
+    match rmq.broker.store.partition(topic, partition) {
         Ok(log) if log.log_start_offset() == 0 => ok().with_ext("offset", 0),
         _ => reply(
             rs::QUERY_NOT_FOUND,
@@ -92,7 +97,7 @@ pub(super) fn update_consumer_offset(rmq: &RocketMq, cmd: &RemotingCommand) -> R
     let Some(offset) = int::<i64>(cmd, "commitOffset") else {
         return reply(rs::SYSTEM_ERROR, "commitOffset missing");
     };
-    if rmq.broker.store.partition(topic, queue_id).is_err() {
+    if rmq.queue_log(topic, queue_id).is_err() {
         return reply(
             rs::SYSTEM_ERROR,
             format!("queueId[{queue_id}] is illegal, topic:[{topic}]"),

@@ -81,13 +81,13 @@ pub(super) async fn pull(rmq: &Arc<RocketMq>, cmd: RemotingCommand) -> RemotingC
             format!("topic[{}] not exist, apply first please!", h.topic),
         );
     };
-    if super::namesrv::queue_view(&topic).2 & PERM_READ == 0 {
+    if super::namesrv::queue_view(rmq, &topic).2 & PERM_READ == 0 {
         return reply(
             rs::NO_PERMISSION,
             format!("the topic[{}] pulling message is forbidden", h.topic),
         );
     }
-    let Ok(log) = store.partition(&h.topic, h.queue_id) else {
+    let Ok(log) = rmq.queue_log(&h.topic, h.queue_id) else {
         return reply(
             rs::SYSTEM_ERROR,
             format!("queueId[{}] is illegal, topic:[{}]", h.queue_id, h.topic),
@@ -112,6 +112,7 @@ pub(super) async fn pull(rmq: &Arc<RocketMq>, cmd: RemotingCommand) -> RemotingC
         topic: &h.topic,
         topic_code: topic.meta.code,
         queue_id: h.queue_id,
+        partition: log.partition(),
         store_host: rmq.broker_addr,
     };
     let max_msgs = h.max_msg_nums.clamp(1, 1024) as usize;

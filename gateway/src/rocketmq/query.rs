@@ -23,13 +23,19 @@ fn read_at(log: &storage::PartitionLog, at: &Location<'_>, offset: i64) -> Optio
 
 /// The message a commit-log offset names, with its topic.
 pub(super) fn read_by_commit_log_offset(rmq: &RocketMq, v: i64) -> Option<StoredMessage> {
-    let (code, queue, offset) = convert::split_commit_log_offset(v);
+    let (code, partition, offset) = convert::split_commit_log_offset(v);
     let topic = rmq.broker.store.topic_by_code(code)?;
-    let log = topic.partitions.get(usize::try_from(queue).ok()?)?.clone();
+    let log = topic
+        .partitions
+        .get(usize::try_from(partition).ok()?)?
+        .clone();
     let at = Location {
         topic: &topic.meta.name,
         topic_code: code,
-        queue_id: queue,
+        queue_id: rmq
+            .queue_of(&topic.meta.name, partition)
+            .unwrap_or(partition),
+        partition,
         store_host: rmq.broker_addr,
     };
     let bytes = log.read(offset, 64 * 1024, true).ok()?;
@@ -75,11 +81,14 @@ pub(super) fn query(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
     let mut body = BytesMut::new();
     let mut found = 0usize;
     let mut last_ts = 0i64;
-    'queues: for log in &topic.partitions {
+    // This broker's queues: a query by key asks every broker of the route.
+    'queues: for (queue, log) in rmq.queue_logs(&h.topic) {
+        let log = &log;
         let at = Location {
             topic: &h.topic,
             topic_code: topic.meta.code,
-            queue_id: log.partition(),
+            queue_id: queue,
+            partition: log.partition(),
             store_host: rmq.broker_addr,
         };
         let mut hit = |m: StoredMessage| -> bool {

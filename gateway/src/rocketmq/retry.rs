@@ -61,7 +61,7 @@ pub(super) async fn send_back(rmq: &Arc<RocketMq>, cmd: &RemotingCommand) -> Rem
         if let Err(e) = super::ensure_topic(rmq, &dlq, 1).await {
             return reply(rs::SYSTEM_ERROR, e);
         }
-        let log = match rmq.broker.store.partition(&dlq, 0) {
+        let log = match rmq.queue_log(&dlq, 0) {
             Ok(l) => l,
             Err(e) => return reply(rs::SYSTEM_ERROR, e.to_string()),
         };

@@ -52,18 +52,23 @@ fn inflate(body: Bytes) -> Result<Bytes, String> {
 /// Finds or, when allowed, creates the topic; returns its write-queue count.
 async fn ensure_topic(rmq: &RocketMq, h: &SendMessageHeader) -> Result<i64, RemotingCommand> {
     let store = &rmq.broker.store;
+    let is_retry = h.topic.starts_with("%RETRY%");
+    let may_create = is_retry || rmq.auto_create && h.default_topic == DEFAULT_TOPIC;
     if let Some(t) = store.topic(&h.topic) {
-        let (_, write, perm, _) = queue_view(&t);
+        let (_, write, perm, _) = queue_view(rmq, &t);
         if perm & PERM_WRITE == 0 {
             return Err(reply(
                 rs::NO_PERMISSION,
                 format!("the topic[{}] sending message is forbidden", h.topic),
             ));
         }
-        return Ok(write);
+        // In a cluster the topic may exist on other brokers only; RocketMQ then gives this
+        // broker its own queues when auto-creation allows it.
+        if write > 0 || !may_create {
+            return Ok(write);
+        }
     }
-    let is_retry = h.topic.starts_with("%RETRY%");
-    if !(is_retry || rmq.auto_create && h.default_topic == DEFAULT_TOPIC) {
+    if !may_create {
         return Err(reply(
             rs::TOPIC_NOT_EXIST,
             format!("topic[{}] not exist, apply first please!", h.topic),
@@ -75,13 +80,13 @@ async fn ensure_topic(rmq: &RocketMq, h: &SendMessageHeader) -> Result<i64, Remo
     } else {
         h.default_topic_queue_nums.clamp(1, 8)
     };
-    if let Err(e) = rmq.broker.ensure_topic(&h.topic, queues).await {
+    if let Err(e) = rmq.broker.ensure_queues(&h.topic, queues).await {
         return Err(reply(rs::SYSTEM_ERROR, e.to_string()));
     }
     tracing::info!(topic = %h.topic, queues, "topic auto-created by a RocketMQ send");
     Ok(store
         .topic(&h.topic)
-        .map(|t| queue_view(&t).1)
+        .map(|t| queue_view(rmq, &t).1)
         .unwrap_or(queues as i64))
 }
 
@@ -257,7 +262,7 @@ pub(super) async fn store_and_ack(
     transaction_id: Option<String>,
 ) -> RemotingCommand {
     let store = &rmq.broker.store;
-    let (log, code) = match (store.partition(topic, queue), store.topic(topic)) {
+    let (log, code) = match (rmq.queue_log(topic, queue), store.topic(topic)) {
         (Ok(l), Some(t)) => (l, t.meta.code),
         (Err(e), _) => return reply(rs::SYSTEM_ERROR, e.to_string()),
         (_, None) => return reply(rs::TOPIC_NOT_EXIST, format!("topic[{topic}] not exist")),
@@ -265,7 +270,12 @@ pub(super) async fn store_and_ack(
     match append(rmq, &log, msgs).await {
         Ok((base, last)) => {
             let ids: Vec<String> = (base..=last)
-                .map(|o| offset_msg_id(rmq.broker_addr, convert::commit_log_offset(code, queue, o)))
+                .map(|o| {
+                    offset_msg_id(
+                        rmq.broker_addr,
+                        convert::commit_log_offset(code, log.partition(), o),
+                    )
+                })
                 .collect();
             send_ok(rmq, reply_queue, base, ids.join(","), transaction_id)
         }

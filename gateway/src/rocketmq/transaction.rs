@@ -47,13 +47,14 @@ fn load_resolved(rmq: &RocketMq) {
     if tx.loaded.swap(true, std::sync::atomic::Ordering::AcqRel) {
         return;
     }
-    let Ok(log) = rmq.broker.store.partition(OP_TOPIC, 0) else {
+    let Ok(log) = rmq.queue_log(OP_TOPIC, 0) else {
         return;
     };
     let at = Location {
         topic: OP_TOPIC,
         topic_code: 0,
         queue_id: 0,
+        partition: log.partition(),
         store_host: rmq.broker_addr,
     };
     let mut pos = log.log_start_offset();
@@ -105,11 +106,12 @@ pub(super) async fn store_half(
 /// Reads the half message at a half-topic offset.
 fn read_half(rmq: &RocketMq, offset: i64) -> Option<StoredMessage> {
     let topic = rmq.broker.store.topic(HALF_TOPIC)?;
-    let log = topic.partitions.first()?;
+    let log = &rmq.queue_log(HALF_TOPIC, 0).ok()?;
     let at = Location {
         topic: HALF_TOPIC,
         topic_code: topic.meta.code,
         queue_id: 0,
+        partition: log.partition(),
         store_host: rmq.broker_addr,
     };
     let bytes = log.read(offset, 64 * 1024, true).ok()?;
@@ -120,11 +122,7 @@ fn read_half(rmq: &RocketMq, offset: i64) -> Option<StoredMessage> {
 }
 
 async fn record_resolution(rmq: &Arc<RocketMq>, half_offset: i64) -> Result<(), String> {
-    let log = rmq
-        .broker
-        .store
-        .partition(OP_TOPIC, 0)
-        .map_err(|e| e.to_string())?;
+    let log = rmq.queue_log(OP_TOPIC, 0).map_err(|e| e.to_string())?;
     let op = Outgoing {
         body: Bytes::from(half_offset.to_string()),
         flag: 0,
@@ -195,7 +193,7 @@ pub(super) async fn end(
             prepared_transaction_offset: half.commit_log_offset,
             properties: props,
         };
-        let log = match rmq.broker.store.partition(&topic, queue) {
+        let log = match rmq.queue_log(&topic, queue) {
             Ok(l) => l,
             Err(e) => return reply(rs::SYSTEM_ERROR, e.to_string()),
         };
@@ -216,7 +214,7 @@ async fn check_pass(rmq: &Arc<RocketMq>, timeout_ms: i64) {
     let Some(topic) = store.topic(HALF_TOPIC) else {
         return;
     };
-    let Some(log) = topic.partitions.first().cloned() else {
+    let Ok(log) = rmq.queue_log(HALF_TOPIC, 0) else {
         return;
     };
     load_resolved(rmq);
@@ -230,6 +228,7 @@ async fn check_pass(rmq: &Arc<RocketMq>, timeout_ms: i64) {
         topic: HALF_TOPIC,
         topic_code: topic.meta.code,
         queue_id: 0,
+        partition: log.partition(),
         store_host: rmq.broker_addr,
     };
     let now = now_ms();
