@@ -450,3 +450,51 @@ def test_added_node_takes_a_reassigned_replica_under_a_throttle(cluster):
     b = cluster.other_bootstrap(keep)
     wait_until(lambda: cluster.partition(topic, 0, b).leader == new, "the new replica to lead", timeout=30)
     assert read_all(b, topic, 0, 1500) == dict(acked)
+
+
+def test_committed_offsets_survive_the_coordinator(cluster):
+    """Offsets committed to a group's coordinator are replicated: after SIGKILL of the
+    coordinator, another node coordinates the group and the group resumes exactly there."""
+    topic = unique("offs")
+    create(cluster, topic, 1, 3)
+    acked, errors = produce_acked(cluster.bootstrap, topic, 0, 100, "o")
+    assert errors == [] and len(acked) == 100
+    group = unique("g")
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, 0, 0)])
+    seen = []
+    deadline = time.time() + 30
+    while len(seen) < 40 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            seen.append(m.offset())
+    assert seen[:40] == list(range(40))
+    c.commit(offsets=[TopicPartition(topic, 0, 40)], asynchronous=False)
+    c.close()
+
+    admin = cluster.admin()  # referenced until its futures resolve
+    coordinator = admin.describe_consumer_groups([group])[group].result(timeout=30).coordinator.id
+    cluster.kill(coordinator)
+    b = cluster.other_bootstrap(coordinator)
+    wait_until(lambda: coordinator not in cluster.admin(b).list_topics(timeout=5).brokers, "the coordinator fenced", timeout=30)
+    wait_until(lambda: cluster.partition(topic, 0, b).leader not in (-1, coordinator), "a live leader", timeout=30)
+
+    c = Consumer({"bootstrap.servers": b, "group.id": group, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest"})
+    try:
+        committed = wait_until(lambda: c.committed([TopicPartition(topic, 0)], timeout=5), "committed offsets from the new coordinator")
+        assert committed[0].offset == 40
+        c.assign([TopicPartition(topic, 0, committed[0].offset)])
+        first = None
+        deadline = time.time() + 30
+        while first is None and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                first = (m.offset(), m.value())
+        assert first == acked[40]
+    finally:
+        c.close()
+    admin = cluster.admin(b)
+    new_coordinator = admin.describe_consumer_groups([group])[group].result(timeout=30).coordinator.id
+    assert new_coordinator != coordinator

@@ -5,6 +5,7 @@ mod broker;
 mod cluster;
 mod config;
 mod dynamic_config;
+mod group_offsets;
 mod kafka;
 mod metrics_http;
 mod producer_ids;

@@ -100,7 +100,7 @@ impl Cluster {
         let node_id = info.id;
         let dir = cfg.data_dir().join("meta").join("raft");
         let log = LogStore::open(&dir)?;
-        let sm = StateMachine::open(&dir)?;
+        let sm = StateMachine::open(&dir, store.clone())?;
         let raft_config = openraft::Config {
             cluster_name: "gateway-metadata".into(),
             heartbeat_interval: 100,
@@ -240,7 +240,12 @@ impl Cluster {
                     if !self.wait_applied(index, deadline).await {
                         return Err(ClusterError::NotApplied(limit));
                     }
-                    self.reconcile().await;
+                    if !matches!(
+                        cmd,
+                        Command::CommitOffsets { .. } | Command::DeleteOffsets { .. }
+                    ) {
+                        self.reconcile().await;
+                    }
                     return Ok(outcome);
                 }
                 WriteReply::Failed(e) => return Err(ClusterError::Raft(e)),
@@ -288,7 +293,7 @@ impl Cluster {
 
     /// Waits until this node applied `index`; false if the deadline passed first.
     async fn wait_applied(&self, index: u64, deadline: Instant) -> bool {
-        let mut rx = self.sm.subscribe();
+        let mut rx = self.sm.subscribe_applied();
         while self.sm.applied_index() < index {
             if Instant::now() >= deadline {
                 return false;

@@ -7,7 +7,7 @@
 //! before it is acknowledged. The state machine lives in memory and is snapshotted to
 //! `snapshot.json`; after a restart openraft replays the log after the snapshot.
 
-use super::state::{ClusterState, Command, Outcome};
+use super::state::{ClusterState, Command, OffsetEntry, Outcome};
 use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::{
     BasicNode, Entry, EntryPayload, LogId, LogState, RaftLogReader, RaftSnapshotBuilder, Snapshot,
@@ -22,6 +22,7 @@ use std::io::{Cursor, Read, Write};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use storage::{CommittedOffset, Store};
 use tokio::sync::watch;
 
 openraft::declare_raft_types!(
@@ -288,6 +289,67 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 struct SnapshotFile {
     meta: SnapshotMeta<NodeId, BasicNode>,
     state: ClusterState,
+    /// Every group's committed offsets (group, entry) at the snapshot.
+    #[serde(default)]
+    offsets: Vec<(String, OffsetEntry)>,
+}
+
+/// Writes replicated offset changes into this node's offset journal.
+fn apply_offsets(store: &Store, cmd: &Command) {
+    let result = match cmd {
+        Command::CommitOffsets { group, offsets } => {
+            let entries: Vec<(String, i32, CommittedOffset)> = offsets
+                .iter()
+                .map(|e| {
+                    (
+                        e.topic.clone(),
+                        e.partition,
+                        CommittedOffset {
+                            offset: e.offset,
+                            leader_epoch: e.leader_epoch,
+                            metadata: e.metadata.clone(),
+                            commit_ms: e.commit_ms,
+                        },
+                    )
+                })
+                .collect();
+            store.offsets().commit(group, &entries)
+        }
+        Command::DeleteOffsets {
+            group,
+            partitions: Some(p),
+        } => store.offsets().delete(group, p),
+        Command::DeleteOffsets {
+            group,
+            partitions: None,
+        } => store.offsets().delete_group(group),
+        _ => return,
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, "cannot write replicated consumer offsets to the local journal");
+    }
+}
+
+/// Every committed offset in this node's journal.
+fn all_offsets(store: &Store) -> Vec<(String, OffsetEntry)> {
+    let offsets = store.offsets();
+    let mut out = Vec::new();
+    for g in offsets.groups() {
+        for (topic, partition, c) in offsets.group(&g) {
+            out.push((
+                g.clone(),
+                OffsetEntry {
+                    topic,
+                    partition,
+                    offset: c.offset,
+                    leader_epoch: c.leader_epoch,
+                    metadata: c.metadata,
+                    commit_ms: c.commit_ms,
+                },
+            ));
+        }
+    }
+    out
 }
 
 struct SmInner {
@@ -303,13 +365,17 @@ struct SmInner {
 #[derive(Clone)]
 pub(crate) struct StateMachine {
     inner: Arc<Mutex<SmInner>>,
-    /// The applied state, republished after every apply.
+    /// The applied state, republished after every apply that changed it.
     published: watch::Sender<Arc<ClusterState>>,
+    /// Index of the last applied entry, published after every apply.
+    applied: watch::Sender<u64>,
+    /// The node's store: replicated consumer offsets are applied to its journal.
+    store: Arc<Store>,
 }
 
 impl StateMachine {
     /// Opens the state machine, starting from the last snapshot if there is one.
-    pub(crate) fn open(dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn open(dir: &Path, store: Arc<Store>) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let mut inner = SmInner {
             dir: dir.to_path_buf(),
@@ -327,15 +393,23 @@ impl StateMachine {
             inner.snapshot = Some((snap.meta, bytes));
         }
         let (published, _) = watch::channel(Arc::new(inner.state.clone()));
+        let (applied, _) = watch::channel(inner.last_applied.map(|l| l.index).unwrap_or(0));
         Ok(Self {
             inner: Arc::new(Mutex::new(inner)),
             published,
+            applied,
+            store,
         })
     }
 
     /// Receives the applied state after every change.
     pub(crate) fn subscribe(&self) -> watch::Receiver<Arc<ClusterState>> {
         self.published.subscribe()
+    }
+
+    /// Receives the applied index after every apply.
+    pub(crate) fn subscribe_applied(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
     }
 
     /// The currently applied state.
@@ -364,9 +438,11 @@ impl StateMachine {
                 inner.snapshot_seq
             ),
         };
+        // The journal holds every applied offset change (the inner lock keeps applies out).
         let file = SnapshotFile {
             meta: meta.clone(),
             state: inner.state.clone(),
+            offsets: all_offsets(&self.store),
         };
         let bytes = serde_json::to_vec(&file).map_err(write_err)?;
         write_durably(&inner.dir.join("snapshot.json"), &bytes).map_err(write_err)?;
@@ -400,13 +476,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: Send,
     {
         let mut out = Vec::new();
-        let state = {
+        let (state, index) = {
             let mut inner = self.inner.lock();
+            let mut changed = false;
             for e in entries {
                 inner.last_applied = Some(e.log_id);
                 match e.payload {
                     EntryPayload::Blank => out.push(Outcome::Ok),
                     EntryPayload::Normal(cmd) => {
+                        if matches!(
+                            cmd,
+                            Command::CommitOffsets { .. } | Command::DeleteOffsets { .. }
+                        ) {
+                            apply_offsets(&self.store, &cmd);
+                        } else {
+                            changed = true;
+                        }
                         let o = inner.state.apply(cmd);
                         out.push(o);
                     }
@@ -416,9 +501,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                 }
             }
-            inner.state.clone()
+            // Offset commits are frequent: they do not republish (and re-reconcile) the state.
+            (
+                changed.then(|| inner.state.clone()),
+                inner.last_applied.map(|l| l.index).unwrap_or(0),
+            )
         };
-        self.publish(state);
+        if let Some(state) = state {
+            self.publish(state);
+        }
+        self.applied.send_replace(index);
         Ok(out)
     }
 
@@ -440,6 +532,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let state = {
             let mut inner = self.inner.lock();
             write_durably(&inner.dir.join("snapshot.json"), &bytes).map_err(write_err)?;
+            let mut by_group: std::collections::BTreeMap<String, Vec<OffsetEntry>> =
+                std::collections::BTreeMap::new();
+            for (g, e) in file.offsets {
+                by_group.entry(g).or_default().push(e);
+            }
+            for (group, offsets) in by_group {
+                apply_offsets(&self.store, &Command::CommitOffsets { group, offsets });
+            }
             inner.state = file.state;
             inner.last_applied = meta.last_log_id;
             inner.membership = meta.last_membership.clone();
@@ -447,6 +547,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             inner.state.clone()
         };
         self.publish(state);
+        self.applied
+            .send_replace(meta.last_log_id.map(|l| l.index).unwrap_or(0));
         Ok(())
     }
 

@@ -189,6 +189,18 @@ pub(crate) enum Command {
         partition: i32,
         target: Option<Vec<i32>>,
     },
+    /// Committed consumer offsets of a group (Kafka OffsetCommit, RocketMQ
+    /// UPDATE_CONSUMER_OFFSET). They are not part of this state: applying writes them to every
+    /// node's offset journal (see `raft_store`), so the group's coordinator may die.
+    CommitOffsets {
+        group: String,
+        offsets: Vec<OffsetEntry>,
+    },
+    /// Removes a group's offsets: the listed partitions, or all of them (`None`).
+    DeleteOffsets {
+        group: String,
+        partitions: Option<Vec<(String, i32)>>,
+    },
     /// A leader reports a new ISR (shrink or expand), fenced by its epochs.
     AlterIsr {
         topic: String,
@@ -197,6 +209,17 @@ pub(crate) enum Command {
         leader_epoch: i32,
         isr: Vec<i32>,
     },
+}
+
+/// One committed consumer offset, as replicated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OffsetEntry {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) leader_epoch: i32,
+    pub(crate) metadata: String,
+    pub(crate) commit_ms: i64,
 }
 
 /// What applying a command returned.
@@ -496,6 +519,8 @@ impl ClusterState {
                 partition,
                 target,
             } => self.reassign(&topic, partition, target),
+            // Applied to the offset journals by the state machine, not to this state.
+            Command::CommitOffsets { .. } | Command::DeleteOffsets { .. } => Outcome::Ok,
             Command::AlterIsr {
                 topic,
                 partition,

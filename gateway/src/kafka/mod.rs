@@ -328,7 +328,9 @@ async fn dispatch(
         RequestKind::InitProducerId(r) => {
             reply!(ApiKey::InitProducerId, init_producer_id::handle(ctx, r))
         }
-        RequestKind::OffsetCommit(r) => reply!(ApiKey::OffsetCommit, offset_commit::handle(ctx, r)),
+        RequestKind::OffsetCommit(r) => {
+            reply!(ApiKey::OffsetCommit, offset_commit::handle(ctx, r).await)
+        }
         RequestKind::AlterPartitionReassignments(r) => reply!(
             ApiKey::AlterPartitionReassignments,
             alter_partition_reassignments::handle(ctx, r).await
@@ -345,7 +347,9 @@ async fn dispatch(
             offset_for_leader_epoch::handle(ctx, r)
         ),
         RequestKind::OffsetFetch(r) => reply!(ApiKey::OffsetFetch, offset_fetch::handle(ctx, r)),
-        RequestKind::OffsetDelete(r) => reply!(ApiKey::OffsetDelete, offset_delete::handle(ctx, r)),
+        RequestKind::OffsetDelete(r) => {
+            reply!(ApiKey::OffsetDelete, offset_delete::handle(ctx, r).await)
+        }
         RequestKind::JoinGroup(r) => {
             reply!(ApiKey::JoinGroup, group::join_group::handle(ctx, r).await)
         }
@@ -366,7 +370,10 @@ async fn dispatch(
             )
         }
         RequestKind::DeleteGroups(r) => {
-            reply!(ApiKey::DeleteGroups, group::delete_groups::handle(ctx, r))
+            reply!(
+                ApiKey::DeleteGroups,
+                group::delete_groups::handle(ctx, r).await
+            )
         }
         _ => {
             // supported_versions() admits only the keys matched above.

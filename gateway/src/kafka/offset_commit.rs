@@ -1,4 +1,5 @@
-//! OffsetCommit: validated against the group's membership, stored in the shared offsets store.
+//! OffsetCommit: validated against the group's membership, stored in the shared offsets store
+//! (in a cluster: committed through the metadata quorum to every node).
 
 use super::RequestContext;
 use kafka_protocol::error::ResponseError;
@@ -11,7 +12,10 @@ use storage::CommittedOffset;
 /// Kafka's `offset.metadata.max.bytes`.
 const MAX_METADATA: usize = 4096;
 
-pub(crate) fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    req: OffsetCommitRequest,
+) -> OffsetCommitResponse {
     let broker = ctx.broker;
     let group = req.group_id.0.to_string();
     let member = req.member_id.to_string();
@@ -69,12 +73,18 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> Offs
         tracing::info!(peer = %ctx.peer, %group, %member, generation = req.generation_id_or_member_epoch, error = ?e, "offset commit refused");
     }
     if !entries.is_empty() {
-        if let Err(e) = broker.store.offsets().commit(&group, &entries) {
+        if let Err(e) = broker.commit_offsets(&group, entries).await {
             tracing::error!(peer = %ctx.peer, %group, error = %e, "offset commit failed");
+            // A quorum that cannot commit now is retriable for the client.
+            let code = match e {
+                crate::group_offsets::OffsetsError::Storage(_) => ResponseError::KafkaStorageError,
+                _ => ResponseError::CoordinatorNotAvailable,
+            }
+            .code();
             for rt in &mut topics {
                 for rp in &mut rt.partitions {
                     if rp.error_code == 0 {
-                        rp.error_code = ResponseError::KafkaStorageError.code();
+                        rp.error_code = code;
                     }
                 }
             }

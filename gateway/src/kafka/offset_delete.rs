@@ -7,12 +7,14 @@ use kafka_protocol::messages::offset_delete_response::{
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
-pub(crate) fn handle(ctx: &RequestContext<'_>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub(crate) async fn handle(
+    ctx: &RequestContext<'_>,
+    req: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
     let broker = ctx.broker;
     let group = req.group_id.0.to_string();
     let mut resp = OffsetDeleteResponse::default();
-    let offsets = broker.store.offsets();
-    if offsets.group(&group).is_empty() && !broker.groups.exists(&group) {
+    if broker.store.offsets().group(&group).is_empty() && !broker.groups.exists(&group) {
         resp.error_code = ResponseError::GroupIdNotFound.code();
         return resp;
     }
@@ -36,7 +38,7 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: OffsetDeleteRequest) -> Offs
         }
         resp.topics.push(rt);
     }
-    if let Err(e) = offsets.delete(&group, &victims) {
+    if let Err(e) = broker.delete_offsets(&group, Some(victims)).await {
         tracing::error!(peer = %ctx.peer, %group, error = %e, "offset delete failed");
         resp.error_code = ResponseError::KafkaStorageError.code();
     }

@@ -335,7 +335,7 @@ async fn handle(
         }
         rq::PULL_MESSAGE => pull::pull(rmq, cmd).await,
         rq::QUERY_CONSUMER_OFFSET => offsets::query_consumer_offset(rmq, &cmd),
-        rq::UPDATE_CONSUMER_OFFSET => offsets::update_consumer_offset(rmq, &cmd),
+        rq::UPDATE_CONSUMER_OFFSET => offsets::update_consumer_offset(rmq, &cmd).await,
         rq::GET_MAX_OFFSET => offsets::max_offset(rmq, &cmd),
         rq::GET_MIN_OFFSET => offsets::min_offset(rmq, &cmd),
         rq::SEARCH_OFFSET_BY_TIMESTAMP => offsets::search_by_timestamp(rmq, &cmd),

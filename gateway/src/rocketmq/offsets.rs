@@ -90,22 +90,41 @@ pub(super) fn query_consumer_offset(rmq: &RocketMq, cmd: &RemotingCommand) -> Re
     }
 }
 
-pub(super) fn update_consumer_offset(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
+/// UPDATE_CONSUMER_OFFSET (the consumer's periodic persist): durable, and in a cluster on
+/// every node. Offsets carried by pulls (`commitOffset`) stay on the serving node only, as a
+/// RocketMQ slave only syncs them periodically.
+pub(super) async fn update_consumer_offset(
+    rmq: &RocketMq,
+    cmd: &RemotingCommand,
+) -> RemotingCommand {
     let group = cmd.ext("consumerGroup").unwrap_or("");
     let topic = cmd.ext("topic").unwrap_or("");
     let queue_id: i32 = int(cmd, "queueId").unwrap_or(-1);
     let Some(offset) = int::<i64>(cmd, "commitOffset") else {
         return reply(rs::SYSTEM_ERROR, "commitOffset missing");
     };
-    if rmq.queue_log(topic, queue_id).is_err() {
+    let Some(partition) = rmq
+        .partition_of(topic, queue_id)
+        .filter(|p| rmq.broker.store.partition(topic, *p).is_ok())
+    else {
         return reply(
             rs::SYSTEM_ERROR,
             format!("queueId[{queue_id}] is illegal, topic:[{topic}]"),
         );
-    }
-    match commit(rmq, group, topic, queue_id, offset) {
+    };
+    let entry = CommittedOffset {
+        offset,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_ms: now_ms(),
+    };
+    match rmq
+        .broker
+        .commit_offsets(group, vec![(topic.to_string(), partition, entry)])
+        .await
+    {
         Ok(()) => ok(),
-        Err(e) => reply(rs::SYSTEM_ERROR, e),
+        Err(e) => reply(rs::SYSTEM_ERROR, e.to_string()),
     }
 }
 
