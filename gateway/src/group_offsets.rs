@@ -64,10 +64,11 @@ impl Broker {
         partitions: Option<Vec<(String, i32)>>,
     ) -> Result<(), OffsetsError> {
         let Some(cluster) = &self.cluster else {
-            return Ok(match partitions {
+            match partitions {
                 Some(p) => self.store.offsets().delete(group, &p)?,
                 None => self.store.offsets().delete_group(group)?,
-            });
+            }
+            return Ok(());
         };
         outcome(
             cluster
