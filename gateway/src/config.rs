@@ -65,6 +65,9 @@ pub(crate) const DEFAULTS: &[(&str, &str)] = &[
     ("rocketmq.cluster.name", "DefaultCluster"),
     ("rocketmq.broker.name", ""),
     ("rocketmq.broker.advertised", ""),
+    // Cluster only: a second RocketMQ broker listener through which this node serves a dead
+    // broker's queues (empty: this node never stands in).
+    ("rocketmq.standby.listen", ""),
     ("rocketmq.auto.create.topic.enable", "true"),
     ("rocketmq.max.frame.bytes", "16777216"),
     ("rocketmq.transaction.check.interval.ms", "60000"),

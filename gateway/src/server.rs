@@ -121,6 +121,32 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
         None => rmq_broker_addr,
     };
 
+    // The stand-in listener only matters in a cluster.
+    let standby_listener = match cfg.get("rocketmq.standby.listen").filter(|s| {
+        !s.is_empty()
+            && cfg
+                .get("controller.quorum.voters")
+                .is_some_and(|v| !v.trim().is_empty())
+    }) {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding the RocketMQ standby listener on {a}"))?,
+        ),
+        None => None,
+    };
+    let standby_addr = match &standby_listener {
+        Some(l) => {
+            let a = l.local_addr()?;
+            if a.ip().is_unspecified() {
+                std::net::SocketAddr::new(rmq_advertised.ip(), a.port())
+            } else {
+                a
+            }
+        }
+        None => rmq_advertised,
+    };
+
     let cluster = match cfg
         .get("controller.quorum.voters")
         .filter(|v| !v.trim().is_empty())
@@ -151,6 +177,10 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
                 kafka_port: advertised.port,
                 rocketmq_addr: rmq_advertised.to_string(),
                 rocketmq_name: crate::rocketmq::broker_name(&cfg, node_id),
+                rocketmq_standby_addr: standby_listener
+                    .as_ref()
+                    .map(|_| standby_addr.to_string())
+                    .unwrap_or_default(),
                 controller_addr,
                 rack: cfg
                     .get("broker.rack")
@@ -205,6 +235,7 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
         rmq_advertised,
         namesrv_listener,
         broker_listener,
+        standby_listener.map(|l| (l, standby_addr)),
     );
     let metrics_addr = metrics_listener.local_addr()?;
     tokio::spawn(crate::metrics_http::serve(

@@ -21,6 +21,10 @@ pub(crate) struct NodeInfo {
     /// RocketMQ broker name (`broker-<id>` unless configured).
     #[serde(default)]
     pub(crate) rocketmq_name: String,
+    /// The second RocketMQ broker endpoint through which this node stands in for a dead
+    /// broker (`rocketmq.standby.listen`); empty when it has none.
+    #[serde(default)]
+    pub(crate) rocketmq_standby_addr: String,
     /// Controller (Raft and internal RPC) endpoint (`host:port`).
     pub(crate) controller_addr: String,
     pub(crate) rack: Option<String>,
@@ -254,6 +258,27 @@ impl ClusterState {
     /// Ids of the nodes that are not fenced.
     pub(crate) fn live_ids(&self) -> BTreeSet<i32> {
         self.live_nodes().iter().map(|n| n.info.id).collect()
+    }
+
+    /// Which live node stands in for each fenced node's RocketMQ broker: for the dead nodes in
+    /// id order, the next live node (cyclically after it) that has a standby endpoint and is
+    /// not standing in for another broker already.
+    pub(crate) fn stand_ins(&self) -> BTreeMap<i32, i32> {
+        let mut free: Vec<i32> = self
+            .live_nodes()
+            .iter()
+            .filter(|n| !n.info.rocketmq_standby_addr.is_empty())
+            .map(|n| n.info.id)
+            .collect();
+        let mut out = BTreeMap::new();
+        for dead in self.nodes.values().filter(|n| n.fenced).map(|n| n.info.id) {
+            if free.is_empty() {
+                break;
+            }
+            let pick = free.iter().position(|id| *id > dead).unwrap_or(0);
+            out.insert(dead, free.remove(pick));
+        }
+        out
     }
 
     /// Rack-aware round robin (Kafka's): nodes are interleaved rack by rack, then replica j of
@@ -648,6 +673,9 @@ impl ClusterState {
     /// ISR, or from any live replica where unclean election is enabled.
     fn on_node_down(&mut self, id: i32) {
         let live = self.live_ids();
+        // The dead node's own partitions (its RocketMQ queues) go to its stand-in when it is
+        // in sync, so one node serves that broker's queues.
+        let stand_in = self.stand_ins().get(&id).copied();
         for t in self.topics.values_mut() {
             let unclean = t.unclean_allowed();
             for p in t.partitions.iter_mut() {
@@ -660,11 +688,14 @@ impl ClusterState {
                     changed = true;
                 }
                 if p.leader == id {
-                    let next = p
-                        .replicas
-                        .iter()
-                        .find(|r| p.isr.contains(r) && live.contains(r))
-                        .copied();
+                    let preferred =
+                        stand_in.filter(|s| p.replicas.first() == Some(&id) && p.isr.contains(s));
+                    let next = preferred.or_else(|| {
+                        p.replicas
+                            .iter()
+                            .find(|r| p.isr.contains(r) && live.contains(r))
+                            .copied()
+                    });
                     match next {
                         Some(l) => p.leader = l,
                         None if unclean => {
@@ -722,6 +753,7 @@ mod tests {
             kafka_port: 9000 + id,
             rocketmq_addr: format!("127.0.0.1:{}", 10000 + id),
             rocketmq_name: format!("broker-{id}"),
+            rocketmq_standby_addr: format!("127.0.0.1:{}", 12000 + id),
             controller_addr: format!("127.0.0.1:{}", 11000 + id),
             rack: Some(rack.into()),
         })
@@ -828,6 +860,29 @@ mod tests {
             s.apply(reassign(Some(vec![9]), 1)),
             Outcome::Rejected(INVALID_REPLICA_ASSIGNMENT, _)
         ));
+    }
+
+    #[test]
+    fn a_dead_brokers_partitions_go_to_its_stand_in() {
+        let mut s = ClusterState::default();
+        for id in 1..=4 {
+            s.apply(node(id, "r"));
+        }
+        s.apply(create("t", 8, 3));
+        s.apply(Command::FenceNode { id: 2 });
+        assert_eq!(s.stand_ins(), BTreeMap::from([(2, 3)]));
+        for p in &s.topics["t"].partitions {
+            if p.replicas[0] == 2 && p.isr.contains(&3) {
+                assert_eq!(p.leader, 3, "{p:?}");
+            }
+            assert_ne!(p.leader, 2);
+        }
+        // A second failure: the next free stand-in after it, wrapping around.
+        s.apply(Command::FenceNode { id: 4 });
+        assert_eq!(s.stand_ins(), BTreeMap::from([(2, 3), (4, 1)]));
+        // The broker returns: it needs no stand-in any more.
+        s.apply(node(2, "r"));
+        assert_eq!(s.stand_ins(), BTreeMap::from([(4, 1)]));
     }
 
     #[test]

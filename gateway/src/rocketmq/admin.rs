@@ -222,7 +222,7 @@ pub(super) fn consumer_connections(rmq: &RocketMq, cmd: &RemotingCommand) -> Rem
 fn mq_key(rmq: &RocketMq, topic: &str, queue: i32) -> String {
     format!(
         "{{\"brokerName\":{},\"queueId\":{queue},\"topic\":{}}}",
-        serde_json::Value::String(rmq.broker_name.clone()),
+        serde_json::Value::String(rmq.name()),
         serde_json::Value::String(topic.to_string())
     )
 }

@@ -53,7 +53,7 @@ pub(super) async fn heartbeat(
         if message_model != "BROADCASTING" {
             // The real broker creates the group's retry topic on the first heartbeat.
             let retry = retry_topic(&group);
-            if rmq.queue_partitions(&retry).is_empty() {
+            if !rmq.standby && rmq.queue_partitions(&retry).is_empty() {
                 if let Err(e) = rmq.broker.ensure_queues(&retry, 1).await {
                     tracing::warn!(peer = %conn.peer, topic = %retry, error = %e, "cannot create retry topic");
                 }

@@ -79,6 +79,9 @@ pub(crate) struct RocketMq {
     /// Address clients use for the broker role.
     pub(crate) broker_addr: SocketAddr,
     pub(crate) auto_create: bool,
+    /// The stand-in instance: serves the queues of the dead broker this node stands in for
+    /// (see `queues.rs`), on its own listener.
+    pub(crate) standby: bool,
     pub(crate) max_frame: usize,
     next_conn: AtomicU64,
     next_opaque: AtomicI32,
@@ -86,7 +89,7 @@ pub(crate) struct RocketMq {
 }
 
 impl RocketMq {
-    pub(crate) fn new(broker: Arc<Broker>, broker_addr: SocketAddr) -> Arc<Self> {
+    pub(crate) fn new(broker: Arc<Broker>, broker_addr: SocketAddr, standby: bool) -> Arc<Self> {
         let cfg = &broker.config;
         let broker_name = broker_name(cfg, broker.node_id);
         Arc::new(Self {
@@ -96,6 +99,7 @@ impl RocketMq {
                 .to_string(),
             broker_name,
             broker_addr,
+            standby,
             auto_create: cfg
                 .bool("rocketmq.auto.create.topic.enable")
                 .unwrap_or(true),
@@ -156,7 +160,22 @@ pub(crate) fn start(
     advertised: SocketAddr,
     namesrv: TcpListener,
     broker_listener: TcpListener,
+    standby: Option<(TcpListener, SocketAddr)>,
 ) {
+    let rmq = RocketMq::new(broker.clone(), advertised, false);
+    tokio::spawn(serve(rmq.clone(), namesrv, Role::NameServer));
+    tokio::spawn(serve(rmq.clone(), broker_listener, Role::Broker));
+    run_broker_duties(rmq);
+    if let Some((listener, addr)) = standby {
+        let srmq = RocketMq::new(broker, addr, true);
+        tokio::spawn(serve(srmq.clone(), listener, Role::Broker));
+        run_broker_duties(srmq);
+    }
+}
+
+/// A broker's background work: delayed delivery, transaction check-backs, client expiry.
+fn run_broker_duties(rmq: Arc<RocketMq>) {
+    let broker = &rmq.broker;
     let check_interval = broker
         .config
         .int("rocketmq.transaction.check.interval.ms")
@@ -167,9 +186,6 @@ pub(crate) fn start(
         .int("rocketmq.transaction.timeout.ms")
         .unwrap_or(6_000)
         .max(0) as u64;
-    let rmq = RocketMq::new(broker, advertised);
-    tokio::spawn(serve(rmq.clone(), namesrv, Role::NameServer));
-    tokio::spawn(serve(rmq.clone(), broker_listener, Role::Broker));
     tokio::spawn(delay::run(rmq.clone()));
     tokio::spawn(transaction::run(
         rmq.clone(),
@@ -296,6 +312,11 @@ async fn connection(
 pub(crate) async fn ensure_topic(rmq: &RocketMq, topic: &str, queues: i32) -> Result<(), String> {
     if rmq.queue_partitions(topic).len() as i32 >= queues {
         return Ok(());
+    }
+    if rmq.standby {
+        return Err(format!(
+            "{topic}: a stand-in broker does not create queues for the broker it replaces"
+        ));
     }
     rmq.broker
         .ensure_queues(topic, queues)

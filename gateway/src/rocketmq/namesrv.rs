@@ -71,8 +71,9 @@ fn route_body(rmq: &RocketMq, brokers: &[RouteBroker]) -> Vec<u8> {
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
-/// The live brokers of the cluster as (name, address); this node alone on the single-node
-/// default.
+/// The brokers clients can reach as (node, name, master address): every live node at its own
+/// address, and every dead node that has a stand-in at the stand-in's standby address; this
+/// node alone on the single-node default.
 fn live_brokers(rmq: &RocketMq) -> Vec<(i32, String, String)> {
     match &rmq.broker.cluster {
         None => vec![(
@@ -80,20 +81,28 @@ fn live_brokers(rmq: &RocketMq) -> Vec<(i32, String, String)> {
             rmq.broker_name.clone(),
             rmq.broker_addr.to_string(),
         )],
-        Some(c) => c
-            .state()
-            .nodes
-            .values()
-            .filter(|n| !n.fenced)
-            .map(|n| {
-                let name = if n.info.rocketmq_name.is_empty() {
-                    format!("broker-{}", n.info.id)
-                } else {
-                    n.info.rocketmq_name.clone()
-                };
-                (n.info.id, name, n.info.rocketmq_addr.clone())
-            })
-            .collect(),
+        Some(c) => {
+            let state = c.state();
+            let stand_ins = state.stand_ins();
+            state
+                .nodes
+                .values()
+                .filter_map(|n| {
+                    let name = if n.info.rocketmq_name.is_empty() {
+                        format!("broker-{}", n.info.id)
+                    } else {
+                        n.info.rocketmq_name.clone()
+                    };
+                    let addr = if !n.fenced {
+                        n.info.rocketmq_addr.clone()
+                    } else {
+                        let s = stand_ins.get(&n.info.id)?;
+                        state.nodes.get(s)?.info.rocketmq_standby_addr.clone()
+                    };
+                    Some((n.info.id, name, addr))
+                })
+                .collect()
+        }
     }
 }
 

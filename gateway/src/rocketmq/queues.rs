@@ -2,6 +2,10 @@
 //! its queues of a topic are the partitions whose preferred (first) replica is that node,
 //! numbered 0..k-1 in partition order. On the single-node default every partition is a
 //! queue of the one broker and `queueId == partition`.
+//!
+//! While a node is dead, a live node stands in for its broker on a second listener (the
+//! stand-in instance): RocketMQ 4.x requests do not say which broker they are for, so the
+//! address a client connects to is what names the broker.
 
 use super::RocketMq;
 use crate::cluster::state::ClusterState;
@@ -25,10 +29,48 @@ pub(crate) fn preferred_by(state: &ClusterState, topic: &str, node: i32) -> Vec<
 }
 
 impl RocketMq {
+    /// The node whose broker this instance serves: this node, or for the stand-in instance
+    /// the dead node it stands in for now (none when no broker needs it).
+    pub(crate) fn group_node(&self) -> Option<i32> {
+        if !self.standby {
+            return Some(self.broker.node_id);
+        }
+        let c = self.broker.cluster.as_ref()?;
+        c.state()
+            .stand_ins()
+            .into_iter()
+            .find(|(_, s)| *s == self.broker.node_id)
+            .map(|(dead, _)| dead)
+    }
+
+    /// The broker name this instance answers as.
+    pub(crate) fn name(&self) -> String {
+        if !self.standby {
+            return self.broker_name.clone();
+        }
+        let dead = self.group_node();
+        self.broker
+            .cluster
+            .as_ref()
+            .zip(dead)
+            .and_then(|(c, d)| {
+                c.state()
+                    .nodes
+                    .get(&d)
+                    .map(|n| n.info.rocketmq_name.clone())
+            })
+            .filter(|n| !n.is_empty())
+            .or_else(|| dead.map(|d| format!("broker-{d}")))
+            .unwrap_or_default()
+    }
+
     /// This broker's queues of `topic` as partitions, in queue-id order.
     pub(crate) fn queue_partitions(&self, topic: &str) -> Vec<i32> {
         match &self.broker.cluster {
-            Some(c) => preferred_by(&c.state(), topic, self.broker.node_id),
+            Some(c) => match self.group_node() {
+                Some(n) => preferred_by(&c.state(), topic, n),
+                None => Vec::new(),
+            },
             None => self
                 .broker
                 .store

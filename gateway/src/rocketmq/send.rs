@@ -53,7 +53,8 @@ fn inflate(body: Bytes) -> Result<Bytes, String> {
 async fn ensure_topic(rmq: &RocketMq, h: &SendMessageHeader) -> Result<i64, RemotingCommand> {
     let store = &rmq.broker.store;
     let is_retry = h.topic.starts_with("%RETRY%");
-    let may_create = is_retry || rmq.auto_create && h.default_topic == DEFAULT_TOPIC;
+    let may_create =
+        !rmq.standby && (is_retry || rmq.auto_create && h.default_topic == DEFAULT_TOPIC);
     if let Some(t) = store.topic(&h.topic) {
         let (_, write, perm, _) = queue_view(rmq, &t);
         if perm & PERM_WRITE == 0 {
