@@ -87,15 +87,19 @@ impl Cluster {
     }
 
     fn kill9(&self, node: usize) {
+        self.signal(node, "-KILL");
+    }
+
+    fn signal(&self, node: usize, sig: &str) {
         let pid = std::fs::read_to_string(self.root.join(format!("node-{node}.pid")))
             .expect("pid file")
             .trim()
             .to_string();
         let ok = Command::new("kill")
-            .args(["-9", &pid])
+            .args([sig, &pid])
             .status()
             .expect("kill runs");
-        assert!(ok.success(), "kill -9 {pid}");
+        assert!(ok.success(), "kill {sig} {pid}");
     }
 
     /// The Kafka bootstrap list without `node`.
@@ -140,6 +144,25 @@ fn kafka_config(bootstrap: &str) -> rdkafka::config::ClientConfig {
     let mut c = rdkafka::config::ClientConfig::new();
     c.set("bootstrap.servers", bootstrap);
     c
+}
+
+/// Creates a one-partition topic with an explicit replica order.
+async fn create_assigned(bootstrap: &str, topic: &str, policy: &str, replicas: &[i32]) {
+    let admin: AdminClient<DefaultClientContext> =
+        kafka_config(bootstrap).create().expect("kafka admin");
+    let r = admin
+        .create_topics(
+            &[
+                NewTopic::new(topic, 1, TopicReplication::Variable(&[replicas]))
+                    .set("replication.policy", policy),
+            ],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("create_topics");
+    for x in r {
+        x.unwrap_or_else(|(t, e)| panic!("create {t}: {e}"));
+    }
 }
 
 /// Creates the topic with Kafka's CreateTopics (replication factor 3, the policy under test).
@@ -188,14 +211,19 @@ fn queue_map(bootstrap: &str, topic: &str) -> (BTreeMap<(String, i32), i32>, BTr
 }
 
 /// Every record of every partition of `topic`, as (partition, offset) -> value.
-fn read_everything(bootstrap: &str, topic: &str, want: usize) -> BTreeMap<(i32, i64), String> {
+fn read_everything(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    want: usize,
+) -> BTreeMap<(i32, i64), String> {
     let c: BaseConsumer = kafka_config(bootstrap)
         .set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
         .create()
         .expect("kafka consumer");
     let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
+    for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)
             .expect("tpl");
     }
@@ -413,7 +441,7 @@ async fn failover_keeps_every_acknowledged_send(policy: &str) {
     // Every acknowledged message is where its SendResult said, read from the survivors.
     let stored = tokio::task::spawn_blocking({
         let (b, t, n) = (survivors.clone(), topic.clone(), acks.len());
-        move || read_everything(&b, &t, n)
+        move || read_everything(&b, &t, PARTITIONS, n)
     })
     .await
     .expect("join");
@@ -449,4 +477,82 @@ async fn isr_policy_broker_sigkill_loses_no_acknowledged_send() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_policy_broker_sigkill_loses_no_acknowledged_send() {
     failover_keeps_every_acknowledged_send("quorum").await;
+}
+
+/// DLedger's promise: a send acknowledged by a majority survives the leader, even when the
+/// replica that an ISR election would pick first did not have it. Replicas are [1, 2, 3];
+/// node 2 (first in line after node 1, and node 1's stand-in) is paused, still in the ISR as
+/// its lag is under replica.lag.time.max.ms, while node 1 acknowledges sends with node 3; node 1
+/// is killed and node 2 resumed. The controller compares the logs of a majority and elects
+/// node 3, which holds every acknowledged send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_election_picks_the_replica_holding_the_majority_acknowledged_sends() {
+    let _one = ONE_CLUSTER.lock().await;
+    let c = Cluster::up();
+    let topic = unique("rmq_quorum_elect");
+    create_assigned(&c.bootstrap, &topic, "quorum", &[1, 2, 3]).await;
+    let mut p = DefaultMQProducer::builder(client_runtime("producer"))
+        .client_config(client_config(&c.namesrv))
+        .producer_group(unique("pg"))
+        .send_msg_timeout(10_000)
+        .retry_times_when_send_failed(0)
+        .build();
+    within("producer start", 30, p.start())
+        .await
+        .expect("producer start");
+    // Warm up: the route (broker-1, one queue) and every replica in sync.
+    let mut acks = Vec::new();
+    for i in 0..5 {
+        acks.push(
+            send(&p, &topic, &format!("warm-{i}"))
+                .await
+                .unwrap_or_else(|e| panic!("warm-up send: {e}")),
+        );
+    }
+    c.signal(2, "-STOP");
+    for i in 0..20 {
+        acks.push(
+            send(&p, &topic, &format!("majority-{i}"))
+                .await
+                .unwrap_or_else(|e| panic!("send with node 2 paused: {e}")),
+        );
+    }
+    c.kill9(1);
+    c.signal(2, "-CONT");
+    assert!(acks.iter().all(|a| a.broker == "broker-1" && a.queue == 0));
+
+    let survivors = c.bootstrap_without(1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        let (_, leaders) = tokio::task::spawn_blocking({
+            let (b, t) = (survivors.clone(), topic.clone());
+            move || queue_map(&b, &t)
+        })
+        .await
+        .expect("join");
+        match leaders.get(&0) {
+            Some(l) if *l > 0 && *l != 1 => break *l,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "no new leader: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        leader, 3,
+        "the replica with the majority-acknowledged sends leads"
+    );
+    let stored = tokio::task::spawn_blocking({
+        let (b, t, n) = (survivors, topic.clone(), acks.len());
+        move || read_everything(&b, &t, 1, n)
+    })
+    .await
+    .expect("join");
+    for a in &acks {
+        assert_eq!(
+            stored.get(&(0, a.offset)),
+            Some(&a.body),
+            "acknowledged {a:?} lost"
+        );
+    }
+    p.shutdown().await;
 }

@@ -456,10 +456,80 @@ impl Cluster {
                 metrics::counter!("cluster_nodes_fenced_total").increment(1);
                 let _ = self.write_as_leader(Command::FenceNode { id }).await;
             }
+            self.quorum_elections().await;
             if let Some(every) = self.timings.rebalance {
                 if last_rebalance.elapsed() >= every {
                     last_rebalance = Instant::now();
                     self.rebalance_leaders().await;
+                }
+            }
+        }
+    }
+
+    /// (latest leader epoch, log end offset) of this node's replica of a partition.
+    pub(crate) fn log_end(&self, topic: &str, partition: i32) -> Option<(i32, i64)> {
+        let log = self.store.partition(topic, partition).ok()?;
+        Some((log.latest_epoch().unwrap_or(-1), log.log_end_offset()))
+    }
+
+    /// Quorum-policy partitions without a leader (DLedger's rule): once a majority of the
+    /// assigned replicas answer, the one whose log is the most up to date (latest epoch, then
+    /// log end) leads, so every record a majority acknowledged survives. Ties go to the dead
+    /// broker's stand-in, then to replica order.
+    async fn quorum_elections(&self) {
+        let state = self.state();
+        let stand_ins = state.stand_ins();
+        for (name, t) in state.topics.iter().filter(|(_, t)| t.quorum_policy()) {
+            for (i, p) in t.partitions.iter().enumerate() {
+                if p.leader != state::NO_LEADER {
+                    continue;
+                }
+                let majority = p.replicas.len() / 2 + 1;
+                let mut ends: Vec<(i32, (i32, i64))> = Vec::new();
+                for r in &p.replicas {
+                    let Some(n) = state.nodes.get(r).filter(|n| !n.fenced) else {
+                        continue;
+                    };
+                    let end = if *r == self.node_id {
+                        self.log_end(name, i as i32)
+                    } else {
+                        let mut c = RpcClient::new(n.info.controller_addr.clone());
+                        let req = Request::LogEnd {
+                            topic: name.clone(),
+                            partition: i as i32,
+                        };
+                        match c.call(&req, Duration::from_secs(2)).await {
+                            Ok(Response::LogEnd(e)) => e,
+                            _ => None,
+                        }
+                    };
+                    if let Some(e) = end {
+                        ends.push((*r, e));
+                    }
+                }
+                if ends.len() < majority {
+                    continue;
+                }
+                let best = ends.iter().map(|(_, e)| *e).max();
+                let stand_in = p.replicas.first().and_then(|f| stand_ins.get(f));
+                let winner = ends
+                    .iter()
+                    .filter(|(_, e)| Some(*e) == best)
+                    .map(|(r, _)| *r)
+                    .min_by_key(|r| (Some(r) != stand_in, p.replicas.iter().position(|x| x == r)));
+                let Some(winner) = winner else { continue };
+                let cmd = Command::ElectLeader {
+                    topic: name.clone(),
+                    partition: i as i32,
+                    preferred: false,
+                    target: Some(winner),
+                };
+                if let WriteReply::Done {
+                    outcome: Outcome::Ok,
+                    ..
+                } = self.write_as_leader(cmd).await
+                {
+                    tracing::info!(topic = %name, partition = i, leader = winner, ends = ?ends, "quorum election");
                 }
             }
         }
@@ -480,6 +550,7 @@ impl Cluster {
                         topic: name.clone(),
                         partition: i as i32,
                         preferred: true,
+                        target: None,
                     };
                     if let WriteReply::Done {
                         outcome: Outcome::Ok,

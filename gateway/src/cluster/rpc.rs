@@ -37,6 +37,11 @@ pub(crate) enum Request {
         id: NodeId,
         addr: String,
     },
+    /// The controller asks a replica where its log of a partition ends (quorum elections).
+    LogEnd {
+        topic: String,
+        partition: i32,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -59,6 +64,8 @@ pub(crate) enum Response {
     Write(WriteReply),
     /// Whether the receiver is the controller.
     Heartbeat(bool),
+    /// (latest leader epoch, log end offset) of the partition here, if it has it.
+    LogEnd(Option<(i32, i64)>),
 }
 
 async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
@@ -264,6 +271,9 @@ async fn connection(cluster: Arc<Cluster>, stream: TcpStream) -> std::io::Result
             Request::Write(cmd) => Response::Write(cluster.write_as_leader(cmd).await),
             Request::Heartbeat(info) => Response::Heartbeat(cluster.on_heartbeat(info).await),
             Request::Join { id, addr } => Response::Write(cluster.add_learner(id, addr).await),
+            Request::LogEnd { topic, partition } => {
+                Response::LogEnd(cluster.log_end(&topic, partition))
+            }
         };
         let body = serde_json::to_vec(&resp)?;
         write_frame(conn.get_mut(), &body).await?;

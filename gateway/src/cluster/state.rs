@@ -121,6 +121,14 @@ impl TopicState {
             .is_some_and(|v| v == "true")
     }
 
+    /// Whether RocketMQ sends are acknowledged by a majority of replicas (`quorum`): such a
+    /// partition's leader is chosen by comparing the replicas' logs, not from the ISR.
+    pub(crate) fn quorum_policy(&self) -> bool {
+        self.configs
+            .get("replication.policy")
+            .is_some_and(|v| v == "quorum")
+    }
+
     /// Replication factor (replicas of partition 0).
     pub(crate) fn replication_factor(&self) -> i16 {
         self.partitions
@@ -185,6 +193,10 @@ pub(crate) enum Command {
         topic: String,
         partition: i32,
         preferred: bool,
+        /// Quorum-policy election: the controller found this live replica's log the most
+        /// up to date among a majority of the replicas; it leads.
+        #[serde(default)]
+        target: Option<i32>,
     },
     /// AlterPartitionReassignments for one partition: move to `target`, or cancel the
     /// reassignment in progress (`None`).
@@ -495,6 +507,7 @@ impl ClusterState {
                 topic,
                 partition,
                 preferred,
+                target,
             } => {
                 let live = self.live_ids();
                 let Some(p) = self
@@ -504,7 +517,23 @@ impl ClusterState {
                 else {
                     return rejected(UNKNOWN_TOPIC, "unknown partition");
                 };
-                if preferred {
+                if let Some(t) = target {
+                    if p.leader != NO_LEADER {
+                        return rejected(ELECTION_NOT_NEEDED, "the partition has a leader");
+                    }
+                    if !p.replicas.contains(&t) || !live.contains(&t) {
+                        return rejected(
+                            ELIGIBLE_LEADERS_NOT_AVAILABLE,
+                            format!("{t} is not a live replica"),
+                        );
+                    }
+                    p.leader = t;
+                    if !p.isr.contains(&t) {
+                        p.isr.push(t);
+                        let order = p.replicas.clone();
+                        p.isr.sort_by_key(|r| order.iter().position(|x| x == r));
+                    }
+                } else if preferred {
                     let Some(pref) = p.replicas.first().copied() else {
                         return rejected(PREFERRED_LEADER_NOT_AVAILABLE, "no replicas");
                     };
@@ -678,6 +707,7 @@ impl ClusterState {
         let stand_in = self.stand_ins().get(&id).copied();
         for t in self.topics.values_mut() {
             let unclean = t.unclean_allowed();
+            let quorum = t.quorum_policy();
             for p in t.partitions.iter_mut() {
                 if !p.replicas.contains(&id) {
                     continue;
@@ -687,7 +717,14 @@ impl ClusterState {
                     p.isr.retain(|r| *r != id);
                     changed = true;
                 }
-                if p.leader == id {
+                if p.leader == id && quorum {
+                    // A majority may hold acknowledged records the ISR's first member lacks:
+                    // the controller compares the replicas' logs and elects (ElectLeader with
+                    // a target).
+                    p.leader = NO_LEADER;
+                    p.leader_epoch += 1;
+                    changed = true;
+                } else if p.leader == id {
                     let preferred =
                         stand_in.filter(|s| p.replicas.first() == Some(&id) && p.isr.contains(s));
                     let next = preferred.or_else(|| {
@@ -723,8 +760,9 @@ impl ClusterState {
     fn on_node_up(&mut self, id: i32) {
         for t in self.topics.values_mut() {
             let unclean = t.unclean_allowed();
+            let quorum = t.quorum_policy();
             for p in t.partitions.iter_mut() {
-                if p.leader != NO_LEADER || !p.replicas.contains(&id) {
+                if quorum || p.leader != NO_LEADER || !p.replicas.contains(&id) {
                     continue;
                 }
                 if p.isr.contains(&id) {
@@ -886,6 +924,48 @@ mod tests {
     }
 
     #[test]
+    fn quorum_partitions_wait_for_the_controllers_log_comparison() {
+        let mut s = ClusterState::default();
+        for id in 1..=3 {
+            s.apply(node(id, "r"));
+        }
+        s.apply(Command::CreateTopic {
+            name: "q".into(),
+            id: Uuid::new_v4(),
+            partitions: 1,
+            replication_factor: 3,
+            configs: BTreeMap::from([("replication.policy".into(), "quorum".into())]),
+            attributes: BTreeMap::new(),
+            assignment: Some(vec![vec![1, 2, 3]]),
+            preferred: None,
+        });
+        s.apply(Command::FenceNode { id: 1 });
+        let p = s.topics["q"].partitions[0].clone();
+        assert_eq!((p.leader, p.leader_epoch), (NO_LEADER, 1));
+        // A node coming back does not take it either: only the comparison elects.
+        s.apply(node(1, "r"));
+        assert_eq!(s.topics["q"].partitions[0].leader, NO_LEADER);
+        s.apply(Command::FenceNode { id: 1 });
+        let elect = |target| Command::ElectLeader {
+            topic: "q".into(),
+            partition: 0,
+            preferred: false,
+            target: Some(target),
+        };
+        assert!(matches!(
+            s.apply(elect(1)),
+            Outcome::Rejected(ELIGIBLE_LEADERS_NOT_AVAILABLE, _)
+        ));
+        assert_eq!(s.apply(elect(3)), Outcome::Ok);
+        let p = s.topics["q"].partitions[0].clone();
+        assert_eq!((p.leader, p.leader_epoch), (3, 2));
+        assert!(matches!(
+            s.apply(elect(2)),
+            Outcome::Rejected(ELECTION_NOT_NEEDED, _)
+        ));
+    }
+
+    #[test]
     fn failover_is_clean_unless_allowed() {
         let mut s = ClusterState::default();
         for id in 1..=3 {
@@ -947,6 +1027,7 @@ mod tests {
             topic: "t".into(),
             partition: 0,
             preferred: true,
+            target: None,
         };
         assert!(matches!(
             s.apply(elect()),

@@ -49,6 +49,7 @@ pub(crate) async fn handle(
                         topic: topic.clone(),
                         partition: p,
                         preferred,
+                        target: None,
                     })
                     .await
                 {
