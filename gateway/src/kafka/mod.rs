@@ -132,11 +132,33 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let max = broker.limits.max_request_bytes;
-    // Responses go to a writer task so a slow reader of responses does not stop us from
-    // reading (and ordering) the next requests.
-    let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+    // Responses go to a writer task in request order. Requests are processed one after
+    // another (appends keep their order), but a produce that only waits for its fsync or its
+    // replication hands that wait to the writer, so the next requests are read and appended
+    // meanwhile (pipelining); the channel bounds how many answers may be outstanding.
+    let (tx, mut rx) = mpsc::channel::<Reply>(64);
     let writer = tokio::spawn(async move {
-        while let Some(buf) = rx.recv().await {
+        while let Some(reply) = rx.recv().await {
+            let buf = match reply {
+                Reply::Now(b) => b,
+                Reply::Later {
+                    api_name,
+                    started,
+                    answer,
+                } => {
+                    let r = answer.await;
+                    metrics::histogram!("kafka_request_duration_seconds", "api" => api_name)
+                        .record(started.elapsed().as_secs_f64());
+                    match r {
+                        Ok(Some(b)) => b,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "closing Kafka connection");
+                            break;
+                        }
+                    }
+                }
+            };
             if wr.write_all(&buf).await.is_err() {
                 break;
             }
@@ -165,15 +187,26 @@ async fn connection(
             }
             let started = Instant::now();
             let response = handle_frame(&broker, buf.freeze(), peer).await?;
-            if let Some(resp) = response.bytes {
-                if tx.send(resp).await.is_err() {
+            let api = response.api_name;
+            metrics::counter!("kafka_requests_total", "api" => api).increment(1);
+            let reply = match response.bytes {
+                Answer::Now(None) => None,
+                Answer::Now(Some(b)) => {
+                    metrics::histogram!("kafka_request_duration_seconds", "api" => api)
+                        .record(started.elapsed().as_secs_f64());
+                    Some(Reply::Now(b))
+                }
+                Answer::Later(answer) => Some(Reply::Later {
+                    api_name: api,
+                    started,
+                    answer,
+                }),
+            };
+            if let Some(r) = reply {
+                if tx.send(r).await.is_err() {
                     return Ok(());
                 }
             }
-            let api = response.api_name;
-            metrics::counter!("kafka_requests_total", "api" => api).increment(1);
-            metrics::histogram!("kafka_request_duration_seconds", "api" => api)
-                .record(started.elapsed().as_secs_f64());
         }
     }
     .await;
@@ -182,9 +215,28 @@ async fn connection(
     result
 }
 
+/// A response to be written: ready, or still to be earned (a produce's fsync/replication).
+enum Reply {
+    Now(Bytes),
+    Later {
+        api_name: &'static str,
+        started: Instant,
+        answer: LaterAnswer,
+    },
+}
+
+type LaterAnswer =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<Bytes>, ConnError>> + Send>>;
+
+/// What handling a request produced.
+enum Answer {
+    Now(Option<Bytes>),
+    Later(LaterAnswer),
+}
+
 struct Handled {
     api_name: &'static str,
-    bytes: Option<Bytes>,
+    bytes: Answer,
 }
 
 fn api_name(api: ApiKey) -> &'static str {
@@ -215,7 +267,7 @@ async fn handle_frame(
             })?;
             return Ok(Handled {
                 api_name: api_name(api),
-                bytes: Some(bytes),
+                bytes: Answer::Now(Some(bytes)),
             });
         }
         metrics::counter!("kafka_request_errors_total", "api" => api_name(api), "error" => "UNSUPPORTED_VERSION").increment(1);
@@ -235,7 +287,7 @@ async fn handle_frame(
         };
         return Ok(Handled {
             api_name: api_name(api),
-            bytes: produce::handle_legacy(&ctx, frame).await?,
+            bytes: Answer::Now(produce::handle_legacy(&ctx, frame).await?),
         });
     }
     let malformed = |e: anyhow::Error| ConnError::Malformed {
@@ -250,10 +302,30 @@ async fn handle_frame(
         version,
         peer,
     };
+    if let RequestKind::Produce(r) = request {
+        // Appended now, in order; acknowledged when durable and replicated enough.
+        let pending = produce::begin(&ctx, r);
+        let correlation_id = header.correlation_id;
+        let header_version = kafka_protocol::messages::ProduceResponse::header_version(version);
+        let answer: LaterAnswer = Box::pin(async move {
+            match pending.finish().await {
+                Some(resp) => {
+                    frame::encode_response(correlation_id, header_version, &resp, version)
+                        .map(Some)
+                        .map_err(|why| ConnError::Encode { api, version, why })
+                }
+                None => Ok(None),
+            }
+        });
+        return Ok(Handled {
+            api_name: api_name(api),
+            bytes: Answer::Later(answer),
+        });
+    }
     let bytes = dispatch(&ctx, request).await?;
     Ok(Handled {
         api_name: api_name(api),
-        bytes,
+        bytes: Answer::Now(bytes),
     })
 }
 

@@ -28,6 +28,24 @@ pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
     req: ProduceRequest,
 ) -> Option<ProduceResponse> {
+    begin(ctx, req).finish().await
+}
+
+/// A produce whose batches are appended and whose acknowledgement is still to be earned
+/// (fsync where the flush policy asks for it, replication for acks=all). The connection
+/// goes on reading and appending the next requests meanwhile; answers keep request order.
+pub(crate) struct Pending {
+    responses: Vec<TopicProduceResponse>,
+    to_flush: Vec<Arc<PartitionLog>>,
+    to_replicate: Vec<(usize, usize, Arc<Partition>, i64)>,
+    acks: i16,
+    timeout_ms: i32,
+    me: i32,
+    peer: std::net::SocketAddr,
+}
+
+/// Validates and appends every partition's batches, in request order.
+pub(crate) fn begin(ctx: &RequestContext<'_>, req: ProduceRequest) -> Pending {
     let store = &ctx.broker.store;
     let acks_valid = matches!(req.acks, -1..=1);
     let mut to_flush: Vec<Arc<PartitionLog>> = Vec::new();
@@ -129,65 +147,90 @@ pub(crate) async fn handle(
         t.partition_responses = parts;
         responses.push(t);
     }
-    if !to_flush.is_empty() {
-        let targets: Vec<(String, i32)> = to_flush
-            .iter()
-            .map(|l| (l.topic().to_string(), l.partition()))
-            .collect();
-        let failed: Vec<(String, i32, String)> = match tokio::task::spawn_blocking(move || {
-            to_flush
-                .iter()
-                .filter_map(|l| {
-                    l.flush()
-                        .err()
-                        .map(|e| (l.topic().to_string(), l.partition(), e.to_string()))
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        {
-            Ok(f) => f,
-            // The flush task died: nothing it covered may be acknowledged.
-            Err(e) => targets
-                .into_iter()
-                .map(|(t, p)| (t, p, e.to_string()))
-                .collect(),
-        };
-        for (t, p, e) in failed {
-            tracing::error!(peer = %ctx.peer, topic = %t, partition = p, error = %e, "fsync failed");
-            for tr in responses.iter_mut().filter(|r| r.name.0.as_str() == t) {
-                for pr in tr.partition_responses.iter_mut().filter(|r| r.index == p) {
-                    pr.error_code = ResponseError::KafkaStorageError.code();
-                }
-            }
-        }
+    Pending {
+        responses,
+        to_flush,
+        to_replicate,
+        acks: req.acks,
+        timeout_ms: req.timeout_ms,
+        me,
+        peer: ctx.peer,
     }
-    if !to_replicate.is_empty() {
-        let timeout = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 300_000) as u64);
-        let waits = to_replicate
-            .iter()
-            .map(|(_, _, p, end)| p.wait_replicated(me, *end, timeout));
-        let results = futures::future::join_all(waits).await;
-        for ((t, i, p, _), res) in to_replicate.iter().zip(results) {
-            if let Err(r) = res {
-                tracing::debug!(peer = %ctx.peer, topic = %p.topic, partition = p.index, refusal = ?r, "acks=all not satisfied");
-                if let Some(pr) = responses
-                    .get_mut(*t)
-                    .and_then(|tr| tr.partition_responses.get_mut(*i))
-                {
-                    if pr.error_code == 0 {
-                        pr.error_code = r.code();
+}
+
+impl Pending {
+    /// Earns the acknowledgement: the answer (none for acks=0) once the appended data is as
+    /// durable and replicated as the request asked.
+    pub(crate) async fn finish(self) -> Option<ProduceResponse> {
+        let Pending {
+            mut responses,
+            to_flush,
+            to_replicate,
+            acks,
+            timeout_ms,
+            me,
+            peer,
+        } = self;
+        if !to_flush.is_empty() {
+            let targets: Vec<(String, i32)> = to_flush
+                .iter()
+                .map(|l| (l.topic().to_string(), l.partition()))
+                .collect();
+            let failed: Vec<(String, i32, String)> = match tokio::task::spawn_blocking(move || {
+                to_flush
+                    .iter()
+                    .filter_map(|l| {
+                        l.flush()
+                            .err()
+                            .map(|e| (l.topic().to_string(), l.partition(), e.to_string()))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            {
+                Ok(f) => f,
+                // The flush task died: nothing it covered may be acknowledged.
+                Err(e) => targets
+                    .into_iter()
+                    .map(|(t, p)| (t, p, e.to_string()))
+                    .collect(),
+            };
+            for (t, p, e) in failed {
+                tracing::error!(peer = %peer, topic = %t, partition = p, error = %e, "fsync failed");
+                for tr in responses.iter_mut().filter(|r| r.name.0.as_str() == t) {
+                    for pr in tr.partition_responses.iter_mut().filter(|r| r.index == p) {
+                        pr.error_code = ResponseError::KafkaStorageError.code();
                     }
                 }
             }
         }
+        if !to_replicate.is_empty() {
+            let timeout = std::time::Duration::from_millis(timeout_ms.clamp(0, 300_000) as u64);
+            let waits = to_replicate
+                .iter()
+                .map(|(_, _, p, end)| p.wait_replicated(me, *end, timeout));
+            let results = futures::future::join_all(waits).await;
+            for ((t, i, p, _), res) in to_replicate.iter().zip(results) {
+                if let Err(r) = res {
+                    tracing::debug!(peer = %peer, topic = %p.topic, partition = p.index, refusal = ?r, "acks=all not satisfied");
+                    if let Some(pr) = responses
+                        .get_mut(*t)
+                        .and_then(|tr| tr.partition_responses.get_mut(*i))
+                    {
+                        if pr.error_code == 0 {
+                            pr.error_code = r.code();
+                        }
+                    }
+                }
+            }
+        }
+        if acks == 0 {
+            return None;
+        }
+        let mut resp = ProduceResponse::default();
+        resp.responses = responses;
+        Some(resp)
     }
-    if req.acks == 0 {
-        return None;
-    }
-    let mut resp = ProduceResponse::default();
-    resp.responses = responses;
-    Some(resp)
 }
 
 /// Produce versions below this carry legacy message sets and are decoded by `codecs`.
