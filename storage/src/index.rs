@@ -1,4 +1,10 @@
-//! Sparse indexes of one segment, kept in memory and mirrored to an append-only file.
+//! Sparse indexes of one segment, kept in memory and mirrored to append-only files.
+//!
+//! The files are written behind: new entries collect in a small buffer that is appended (the
+//! file opened, written and closed again) every few KiB, on `sync` and on drop, so a segment
+//! holds no index file descriptors and a node with tens of thousands of partitions stays well
+//! inside the open-file limit. Entries lost with a crash only make the index sparser; the
+//! segment notices a missing tail when it opens and rebuilds it from the log.
 //!
 //! `.index` entries are 8 bytes: offset relative to the segment base (u32) and byte position
 //! of the batch that starts at that offset (u32). `.timeindex` entries are 12 bytes: the
@@ -6,10 +12,13 @@
 //! (u32). Both are monotonic; a file that is not is discarded and rebuilt from the log.
 
 use crate::error::Result;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Buffered index bytes are appended to the file once this many are pending.
+const WRITE_BEHIND: usize = 4096;
 
 /// One offset index entry: a batch base offset (relative) and its file position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +42,22 @@ pub struct TimeEntry {
 pub struct SegmentIndex {
     offsets: RwLock<Vec<OffsetEntry>>,
     times: RwLock<Vec<TimeEntry>>,
-    offset_file: parking_lot::Mutex<File>,
-    time_file: parking_lot::Mutex<File>,
+    offset_path: PathBuf,
+    time_path: PathBuf,
+    /// Entry bytes not yet appended to the files: (offset index, time index).
+    pending: Mutex<(Vec<u8>, Vec<u8>)>,
+}
+
+fn append_to(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+    if bytes.is_empty() && !sync {
+        return Ok(());
+    }
+    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    f.write_all(bytes)?;
+    if sync {
+        f.sync_data()?;
+    }
+    Ok(())
 }
 
 fn read_all(path: &Path) -> Result<Vec<u8>> {
@@ -104,25 +127,40 @@ impl SegmentIndex {
         let open = |p: &Path| {
             OpenOptions::new()
                 .create(true)
-                .append(true)
-                .truncate(false)
+                .write(true)
+                .truncate(!valid)
                 .open(p)
         };
-        let offset_file = open(offset_path)?;
-        let time_file = open(time_path)?;
-        if !valid {
-            offset_file.set_len(0)?;
-            time_file.set_len(0)?;
-        }
+        open(offset_path)?;
+        open(time_path)?;
         Ok((
             Self {
                 offsets: RwLock::new(offsets),
                 times: RwLock::new(times),
-                offset_file: parking_lot::Mutex::new(offset_file),
-                time_file: parking_lot::Mutex::new(time_file),
+                offset_path: offset_path.to_path_buf(),
+                time_path: time_path.to_path_buf(),
+                pending: Mutex::new((Vec::new(), Vec::new())),
             },
             valid,
         ))
+    }
+
+    /// Appends the buffered entries to the files (and with `sync`, makes them durable).
+    fn write_pending(&self, sync: bool) -> Result<()> {
+        let mut p = self.pending.lock();
+        append_to(&self.offset_path, &p.0, sync)?;
+        p.0.clear();
+        append_to(&self.time_path, &p.1, sync)?;
+        p.1.clear();
+        Ok(())
+    }
+
+    /// The last offset entry and the last time entry, if any.
+    pub fn last_entries(&self) -> (Option<OffsetEntry>, Option<TimeEntry>) {
+        (
+            self.offsets.read().last().copied(),
+            self.times.read().last().copied(),
+        )
     }
 
     /// Appends an offset entry (caller guarantees monotonic order).
@@ -130,8 +168,15 @@ impl SegmentIndex {
         let mut b = [0u8; 8];
         b[..4].copy_from_slice(&e.relative_offset.to_be_bytes());
         b[4..].copy_from_slice(&e.position.to_be_bytes());
-        self.offset_file.lock().write_all(&b)?;
         self.offsets.write().push(e);
+        let full = {
+            let mut p = self.pending.lock();
+            p.0.extend_from_slice(&b);
+            p.0.len() >= WRITE_BEHIND
+        };
+        if full {
+            self.write_pending(false)?;
+        }
         Ok(())
     }
 
@@ -148,8 +193,15 @@ impl SegmentIndex {
         let mut b = [0u8; 12];
         b[..8].copy_from_slice(&e.timestamp.to_be_bytes());
         b[8..].copy_from_slice(&e.relative_offset.to_be_bytes());
-        self.time_file.lock().write_all(&b)?;
         self.times.write().push(e);
+        let full = {
+            let mut p = self.pending.lock();
+            p.1.extend_from_slice(&b);
+            p.1.len() >= WRITE_BEHIND
+        };
+        if full {
+            self.write_pending(false)?;
+        }
         Ok(())
     }
 
@@ -178,18 +230,28 @@ impl SegmentIndex {
         o.retain(|e| e.position < position);
         let mut t = self.times.write();
         t.retain(|e| e.relative_offset < relative_offset);
-        let of = self.offset_file.lock();
-        of.set_len(o.len() as u64 * 8)?;
-        let tf = self.time_file.lock();
-        tf.set_len(t.len() as u64 * 12)?;
+        // Rewrite both files from memory: what was buffered is in there too.
+        let mut p = self.pending.lock();
+        p.0.clear();
+        p.1.clear();
+        let mut ob = Vec::with_capacity(o.len() * 8);
+        for e in o.iter() {
+            ob.extend_from_slice(&e.relative_offset.to_be_bytes());
+            ob.extend_from_slice(&e.position.to_be_bytes());
+        }
+        let mut tb = Vec::with_capacity(t.len() * 12);
+        for e in t.iter() {
+            tb.extend_from_slice(&e.timestamp.to_be_bytes());
+            tb.extend_from_slice(&e.relative_offset.to_be_bytes());
+        }
+        std::fs::write(&self.offset_path, &ob)?;
+        std::fs::write(&self.time_path, &tb)?;
         Ok(())
     }
 
-    /// Flushes both files to disk.
+    /// Writes the buffered entries and flushes both files to disk.
     pub fn sync(&self) -> Result<()> {
-        self.offset_file.lock().sync_data()?;
-        self.time_file.lock().sync_data()?;
-        Ok(())
+        self.write_pending(true)
     }
 
     /// Number of offset entries (for tests and metrics).
@@ -200,5 +262,14 @@ impl SegmentIndex {
     /// Whether the offset index has no entries.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl Drop for SegmentIndex {
+    fn drop(&mut self) {
+        // Best effort: a lost tail is rebuilt from the log at the next open.
+        if let Err(e) = self.write_pending(false) {
+            tracing::debug!(file = %self.offset_path.display(), error = %e, "index tail not written");
+        }
     }
 }

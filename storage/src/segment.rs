@@ -130,7 +130,18 @@ impl Segment {
             bytes_since_index: AtomicU64::new(0),
             index,
         };
-        if recover || !valid {
+        // An index whose buffered tail was lost in a crash is consistent but short: rebuild
+        // it when the log goes on well past its last entries.
+        let short = match seg.index.last_entries() {
+            (Some(o), t) => {
+                scan.report.valid_bytes > o.position as u64 + 2 * 4096
+                    || t.map_or(scan.max_timestamp >= 0, |t| {
+                        t.timestamp < scan.max_timestamp
+                    })
+            }
+            (None, _) => !scan.batches.is_empty(),
+        };
+        if recover || !valid || short {
             seg.rebuild_index(&scan.batches)?;
         }
         Ok((seg, scan.report))
