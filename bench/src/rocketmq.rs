@@ -35,8 +35,8 @@ pub(crate) struct Args {
     /// Body size in bytes.
     #[arg(long, default_value_t = 128)]
     size: usize,
-    /// Also consume everything back with a push consumer.
-    #[arg(long, default_value_t = true)]
+    /// Also consume everything back with a push consumer (`--consume false` to skip).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     consume: bool,
     /// Server process id, to report its CPU seconds and peak RSS.
     #[arg(long)]

@@ -8,6 +8,7 @@ mod dynamic_config;
 mod group_offsets;
 mod kafka;
 mod metrics_http;
+mod net;
 mod producer_ids;
 mod rocketmq;
 mod server;

@@ -130,7 +130,8 @@ async fn connection(
     peer: SocketAddr,
 ) -> Result<(), ConnError> {
     let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = tokio::io::BufReader::with_capacity(crate::net::READ_BUFFER, rd);
     let max = broker.limits.max_request_bytes;
     // Responses go to a writer task in request order. Requests are processed one after
     // another (appends keep their order), but a produce that only waits for its fsync or its
@@ -138,7 +139,8 @@ async fn connection(
     // meanwhile (pipelining); the channel bounds how many answers may be outstanding.
     let (tx, mut rx) = mpsc::channel::<Reply>(64);
     let writer = tokio::spawn(async move {
-        while let Some(reply) = rx.recv().await {
+        let mut next = rx.recv().await;
+        while let Some(reply) = next {
             let buf = match reply {
                 Reply::Now(b) => b,
                 Reply::Later {
@@ -151,7 +153,10 @@ async fn connection(
                         .record(started.elapsed().as_secs_f64());
                     match r {
                         Ok(Some(b)) => b,
-                        Ok(None) => continue,
+                        Ok(None) => {
+                            next = rx.recv().await;
+                            continue;
+                        }
                         Err(e) => {
                             tracing::warn!(%peer, error = %e, "closing Kafka connection");
                             break;
@@ -159,9 +164,26 @@ async fn connection(
                     }
                 }
             };
-            if wr.write_all(&buf).await.is_err() {
-                break;
-            }
+            // Ready answers queued behind this one go out in the same write; a pending
+            // one stops the batch (answers keep request order).
+            let mut pending: Option<Reply> = None;
+            let written = crate::net::write_batch(&mut wr, buf, || match rx.try_recv() {
+                Ok(Reply::Now(b)) => Some(b),
+                Ok(later) => {
+                    pending = Some(later);
+                    None
+                }
+                Err(_) => None,
+            })
+            .await;
+            next = match written {
+                Err(_) => break,
+                Ok(Some(held)) => Some(Reply::Now(held)),
+                Ok(None) => match pending {
+                    Some(p) => Some(p),
+                    None => rx.recv().await,
+                },
+            };
         }
         let _ = wr.shutdown().await;
     });

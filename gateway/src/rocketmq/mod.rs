@@ -237,12 +237,16 @@ async fn connection(
     id: u64,
 ) -> Result<(), rmq::RocketMqError> {
     let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = tokio::io::BufReader::with_capacity(crate::net::READ_BUFFER, rd);
     let (tx, mut rx) = mpsc::channel::<Bytes>(1024);
     let writer = tokio::spawn(async move {
-        while let Some(buf) = rx.recv().await {
-            if wr.write_all(&buf).await.is_err() {
-                break;
+        let mut next = rx.recv().await;
+        while let Some(buf) = next {
+            match crate::net::write_batch(&mut wr, buf, || rx.try_recv().ok()).await {
+                Ok(Some(held)) => next = Some(held),
+                Ok(None) => next = rx.recv().await,
+                Err(_) => break,
             }
         }
         let _ = wr.shutdown().await;
