@@ -14,6 +14,11 @@ mod rocketmq;
 mod server;
 mod topics;
 
+/// mimalloc: the request paths allocate many small, short-lived buffers (headers, property
+/// maps, response frames); measured with `bench rocketmq` it costs less CPU than glibc malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use std::path::PathBuf;
 

@@ -274,41 +274,58 @@ async fn connection(
                 tracing::debug!(%peer, code = cmd.code, opaque = cmd.opaque, "ignoring response from client");
                 continue;
             }
-            let rmq = rmq.clone();
-            let conn = conn.clone();
-            // Each request is its own task: pulls may wait for messages for seconds.
-            tokio::spawn(async move {
-                let started = Instant::now();
-                let code = cmd.code;
-                let oneway = cmd.is_oneway();
-                let opaque = cmd.opaque;
-                let serialize = cmd.serialize_type;
-                let name = rmq::codes::request_name(code);
-                let mut resp = handle(&rmq, &conn, role, cmd).await;
-                metrics::counter!("rocketmq_requests_total", "code" => name).increment(1);
-                metrics::histogram!("rocketmq_request_duration_seconds", "code" => name)
-                    .record(started.elapsed().as_secs_f64());
-                if oneway {
-                    // Nobody hears a oneway request's answer: an error must at least be logged.
-                    if resp.code != rs::SUCCESS {
-                        tracing::warn!(peer = %conn.peer, code, name, response = resp.code, remark = ?resp.remark, "oneway request failed");
-                    }
-                    return;
-                }
-                if resp.code != rs::SUCCESS {
-                    metrics::counter!("rocketmq_request_errors_total", "code" => name).increment(1);
-                }
-                resp.opaque = opaque;
-                resp.flag |= rmq::frame::FLAG_RESPONSE;
-                resp.serialize_type = serialize;
-                let _ = conn.tx.send(rmq::encode(&resp)).await;
-            });
+            // Sends on one node answer without waiting on anything but the append: they run
+            // right here, which saves a task and a cross-thread wake-up per message. Every
+            // other request (pulls wait for messages, cluster sends wait for replicas) is
+            // its own task.
+            let inline = rmq.broker.cluster.is_none()
+                && matches!(
+                    cmd.code,
+                    rmq::codes::request::SEND_MESSAGE
+                        | rmq::codes::request::SEND_MESSAGE_V2
+                        | rmq::codes::request::SEND_BATCH_MESSAGE
+                );
+            if inline {
+                process(&rmq, &conn, role, cmd).await;
+            } else {
+                let rmq = rmq.clone();
+                let conn = conn.clone();
+                tokio::spawn(async move { process(&rmq, &conn, role, cmd).await });
+            }
         }
     }
     .await;
     drop(conn);
     let _ = writer.await;
     result
+}
+
+/// Handles one request and queues its answer (none for oneway requests).
+async fn process(rmq: &Arc<RocketMq>, conn: &ConnHandle, role: Role, cmd: RemotingCommand) {
+    let started = Instant::now();
+    let code = cmd.code;
+    let oneway = cmd.is_oneway();
+    let opaque = cmd.opaque;
+    let serialize = cmd.serialize_type;
+    let name = rmq::codes::request_name(code);
+    let mut resp = handle(rmq, conn, role, cmd).await;
+    metrics::counter!("rocketmq_requests_total", "code" => name).increment(1);
+    metrics::histogram!("rocketmq_request_duration_seconds", "code" => name)
+        .record(started.elapsed().as_secs_f64());
+    if oneway {
+        // Nobody hears a oneway request's answer: an error must at least be logged.
+        if resp.code != rs::SUCCESS {
+            tracing::warn!(peer = %conn.peer, code, name, response = resp.code, remark = ?resp.remark, "oneway request failed");
+        }
+        return;
+    }
+    if resp.code != rs::SUCCESS {
+        metrics::counter!("rocketmq_request_errors_total", "code" => name).increment(1);
+    }
+    resp.opaque = opaque;
+    resp.flag |= rmq::frame::FLAG_RESPONSE;
+    resp.serialize_type = serialize;
+    let _ = conn.tx.send(rmq::encode(&resp)).await;
 }
 
 /// Gives this broker a system or group topic (retry, DLQ, schedule, half) with at least
