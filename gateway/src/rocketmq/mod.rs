@@ -286,7 +286,7 @@ async fn connection(
                         | rmq::codes::request::SEND_BATCH_MESSAGE
                 );
             if inline {
-                process(&rmq, &conn, role, cmd).await;
+                process(rmq, &conn, role, cmd).await;
             } else {
                 let rmq = rmq.clone();
                 let conn = conn.clone();
