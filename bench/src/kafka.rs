@@ -58,6 +58,10 @@ pub(crate) struct Args {
     /// Server process id, to report its CPU seconds and peak RSS.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Produce everything first, then consume it (each phase timed, and the server's CPU
+    /// reported, on its own) instead of consuming while producing.
+    #[arg(long)]
+    sequential: bool,
 }
 
 struct Latency {
@@ -182,6 +186,7 @@ fn consume(
     index: usize,
     expected: Arc<AtomicU64>,
     e2e: Arc<Mutex<Histogram<u64>>>,
+    from: Option<&[i64]>,
 ) -> anyhow::Result<()> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &a.bootstrap)
@@ -191,8 +196,12 @@ fn consume(
         .create()?;
     // Static assignment: consumer i reads partitions i, i + M, ...
     let mut tpl = TopicPartitionList::new();
-    for p in (index as i32..a.partitions).step_by(a.consumers) {
-        tpl.add_partition_offset(&a.topic, p, rdkafka::Offset::End)?;
+    for p in (index as i32..a.partitions).step_by(a.consumers.max(1)) {
+        let at = match from.and_then(|f| f.get(p as usize)) {
+            Some(o) => rdkafka::Offset::Offset(*o),
+            None => rdkafka::Offset::End,
+        };
+        tpl.add_partition_offset(&a.topic, p, at)?;
     }
     c.assign(&tpl)?;
     let mut local = histogram();
@@ -222,11 +231,14 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
     let e2e = Arc::new(Mutex::new(histogram()));
     let remaining = Arc::new(AtomicU64::new(a.messages));
     let a = Arc::new(a);
+    if a.sequential {
+        return run_sequential(&a, lat, e2e, remaining);
+    }
     // Consumers first, positioned at the end, so they see exactly this run's messages.
     let mut consumers = Vec::new();
     for i in 0..a.consumers {
         let (a, rem, e2e) = (a.clone(), remaining.clone(), e2e.clone());
-        consumers.push(std::thread::spawn(move || consume(&a, i, rem, e2e)));
+        consumers.push(std::thread::spawn(move || consume(&a, i, rem, e2e, None)));
     }
     if a.consumers > 0 {
         std::thread::sleep(Duration::from_secs(3)); // let assignments resolve End offsets
@@ -280,6 +292,81 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
             println!("end-to-end latency: {}", percentiles(&h, false));
         }
     }
+    server_usage(a.server_pid, cpu_before);
+    Ok(())
+}
+
+/// Produce, then consume from where the run started: each phase's rate and server CPU alone.
+fn run_sequential(
+    a: &Arc<Args>,
+    lat: Arc<Latency>,
+    e2e: Arc<Mutex<Histogram<u64>>>,
+    remaining: Arc<AtomicU64>,
+) -> anyhow::Result<()> {
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &a.bootstrap)
+        .create()?;
+    let mut starts = Vec::new();
+    for p in 0..a.partitions {
+        let (_, high) = probe.fetch_watermarks(&a.topic, p, Duration::from_secs(10))?;
+        starts.push(high);
+    }
+    let cpu_before = a.server_pid.and_then(cpu_seconds);
+    let start = Instant::now();
+    let mut producers = Vec::new();
+    for i in 0..a.producers {
+        let count = a.messages / a.producers as u64
+            + u64::from((i as u64) < a.messages % a.producers as u64);
+        let (a, lat) = (a.clone(), lat.clone());
+        producers.push(std::thread::spawn(move || {
+            produce(&a, i, count, start, lat)
+        }));
+    }
+    for p in producers {
+        p.join()
+            .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
+    }
+    let produced_in = start.elapsed();
+    let mb = a.messages as f64 * a.record_size as f64 / 1e6;
+    println!(
+        "kafka: {} msgs x {} B, {} producers, then {} consumers, {} partitions, acks={}, compression={}",
+        a.messages, a.record_size, a.producers, a.consumers, a.partitions, a.acks, a.compression
+    );
+    println!(
+        "produce: {:.0} msgs/s, {:.1} MB/s in {:.2} s, errors {}",
+        a.messages as f64 / produced_in.as_secs_f64(),
+        mb / produced_in.as_secs_f64(),
+        produced_in.as_secs_f64(),
+        lat.errors.load(Ordering::Relaxed)
+    );
+    if let Ok(h) = lat.ack.lock() {
+        println!("ack latency: {}", percentiles(&h, true));
+    }
+    server_usage(a.server_pid, cpu_before);
+    if a.consumers == 0 {
+        return Ok(());
+    }
+    let cpu_before = a.server_pid.and_then(cpu_seconds);
+    let start = Instant::now();
+    let mut consumers = Vec::new();
+    for i in 0..a.consumers {
+        let (a, rem, e2e, starts) = (a.clone(), remaining.clone(), e2e.clone(), starts.clone());
+        consumers.push(std::thread::spawn(move || {
+            consume(&a, i, rem, e2e, Some(&starts))
+        }));
+    }
+    for c in consumers {
+        c.join()
+            .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
+    }
+    let took = start.elapsed();
+    let left = remaining.load(Ordering::Relaxed);
+    println!(
+        "consume: {:.0} msgs/s in {:.2} s (after producing), missing {}",
+        (a.messages - left) as f64 / took.as_secs_f64(),
+        took.as_secs_f64(),
+        left
+    );
     server_usage(a.server_pid, cpu_before);
     Ok(())
 }

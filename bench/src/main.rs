@@ -8,6 +8,7 @@
 mod kafka;
 mod report;
 mod rocketmq;
+mod rskafka_bench;
 
 use clap::{Parser, Subcommand};
 
@@ -27,11 +28,14 @@ enum Cmd {
     Kafka(kafka::Args),
     /// RocketMQ protocol workload (rocketmq-client-rust sync senders and a push consumer).
     Rocketmq(rocketmq::Args),
+    /// Kafka protocol workload through rskafka (for brokers librdkafka cannot talk to).
+    KafkaRs(rskafka_bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Kafka(a) => kafka::run(a),
         Cmd::Rocketmq(a) => rocketmq::run(a),
+        Cmd::KafkaRs(a) => rskafka_bench::run(a),
     }
 }
