@@ -5,7 +5,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Reads from a connection go through a buffer this big, so one `recv` can carry several
 /// small requests (and their length prefixes).
-pub(crate) const READ_BUFFER: usize = 64 * 1024;
+pub(crate) const READ_BUFFER: usize = 16 * 1024;
 
 /// Answers smaller than this are gathered into one write with the answers queued behind
 /// them; larger ones (fetch responses) go out as they are, without a copy.
