@@ -245,41 +245,19 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
     }
     let cpu_before = a.server_pid.and_then(cpu_seconds);
     let start = Instant::now();
-    let mut producers = Vec::new();
-    for i in 0..a.producers {
-        let count = a.messages / a.producers as u64
-            + u64::from((i as u64) < a.messages % a.producers as u64);
-        let (a, lat) = (a.clone(), lat.clone());
-        producers.push(std::thread::spawn(move || {
-            produce(&a, i, count, start, lat)
-        }));
-    }
-    for p in producers {
-        p.join()
-            .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
-    }
+    produce_all(&a, &lat, start)?;
     let produced_in = start.elapsed();
     for c in consumers {
         c.join()
             .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
     }
     let total_in = start.elapsed();
-    let mb = a.messages as f64 * a.record_size as f64 / 1e6;
     println!(
         "kafka: {} msgs x {} B, {} producers, {} consumers, {} partitions, acks={}, compression={}, rate={}",
         a.messages, a.record_size, a.producers, a.consumers, a.partitions, a.acks, a.compression,
         if a.rate == 0 { "max".to_string() } else { a.rate.to_string() }
     );
-    println!(
-        "produce: {:.0} msgs/s, {:.1} MB/s in {:.2} s, errors {}",
-        a.messages as f64 / produced_in.as_secs_f64(),
-        mb / produced_in.as_secs_f64(),
-        produced_in.as_secs_f64(),
-        lat.errors.load(Ordering::Relaxed)
-    );
-    if let Ok(h) = lat.ack.lock() {
-        println!("ack latency: {}", percentiles(&h, true));
-    }
+    print_produce(&a, &lat, produced_in);
     if a.consumers > 0 {
         let left = remaining.load(Ordering::Relaxed);
         println!(
@@ -294,6 +272,38 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
     }
     server_usage(a.server_pid, cpu_before);
     Ok(())
+}
+
+/// Runs the producers (each on its own thread) until every message is acknowledged.
+fn produce_all(a: &Arc<Args>, lat: &Arc<Latency>, start: Instant) -> anyhow::Result<()> {
+    let mut producers = Vec::new();
+    for i in 0..a.producers {
+        let count = a.messages / a.producers as u64
+            + u64::from((i as u64) < a.messages % a.producers as u64);
+        let (a, lat) = (a.clone(), lat.clone());
+        producers.push(std::thread::spawn(move || {
+            produce(&a, i, count, start, lat)
+        }));
+    }
+    for p in producers {
+        p.join()
+            .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
+    }
+    Ok(())
+}
+
+fn print_produce(a: &Args, lat: &Latency, produced_in: Duration) {
+    let mb = a.messages as f64 * a.record_size as f64 / 1e6;
+    println!(
+        "produce: {:.0} msgs/s, {:.1} MB/s in {:.2} s, errors {}",
+        a.messages as f64 / produced_in.as_secs_f64(),
+        mb / produced_in.as_secs_f64(),
+        produced_in.as_secs_f64(),
+        lat.errors.load(Ordering::Relaxed)
+    );
+    if let Ok(h) = lat.ack.lock() {
+        println!("ack latency: {}", percentiles(&h, true));
+    }
 }
 
 /// Produce, then consume from where the run started: each phase's rate and server CPU alone.
@@ -313,35 +323,13 @@ fn run_sequential(
     }
     let cpu_before = a.server_pid.and_then(cpu_seconds);
     let start = Instant::now();
-    let mut producers = Vec::new();
-    for i in 0..a.producers {
-        let count = a.messages / a.producers as u64
-            + u64::from((i as u64) < a.messages % a.producers as u64);
-        let (a, lat) = (a.clone(), lat.clone());
-        producers.push(std::thread::spawn(move || {
-            produce(&a, i, count, start, lat)
-        }));
-    }
-    for p in producers {
-        p.join()
-            .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
-    }
+    produce_all(a, &lat, start)?;
     let produced_in = start.elapsed();
-    let mb = a.messages as f64 * a.record_size as f64 / 1e6;
     println!(
         "kafka: {} msgs x {} B, {} producers, then {} consumers, {} partitions, acks={}, compression={}",
         a.messages, a.record_size, a.producers, a.consumers, a.partitions, a.acks, a.compression
     );
-    println!(
-        "produce: {:.0} msgs/s, {:.1} MB/s in {:.2} s, errors {}",
-        a.messages as f64 / produced_in.as_secs_f64(),
-        mb / produced_in.as_secs_f64(),
-        produced_in.as_secs_f64(),
-        lat.errors.load(Ordering::Relaxed)
-    );
-    if let Ok(h) = lat.ack.lock() {
-        println!("ack latency: {}", percentiles(&h, true));
-    }
+    print_produce(a, &lat, produced_in);
     server_usage(a.server_pid, cpu_before);
     if a.consumers == 0 {
         return Ok(());

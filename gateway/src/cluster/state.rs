@@ -82,7 +82,13 @@ impl PartitionState {
         if !target.iter().all(|r| self.isr.contains(r)) {
             return;
         }
-        self.replicas = target;
+        self.settle(target, live);
+    }
+
+    /// Ends a reassignment with `replicas` as the replica set: the others leave the ISR, and
+    /// a leader that is no longer a replica hands over to the first live in-sync one.
+    fn settle(&mut self, replicas: Vec<i32>, live: &BTreeSet<i32>) {
+        self.replicas = replicas;
         self.isr.retain(|r| self.replicas.contains(r));
         self.adding.clear();
         self.removing.clear();
@@ -640,20 +646,7 @@ impl ClusterState {
                     format!("no reassignment of {topic}-{partition} is in progress"),
                 );
             }
-            p.replicas = original;
-            p.isr.retain(|r| p.replicas.contains(r));
-            p.adding.clear();
-            p.removing.clear();
-            if !p.replicas.contains(&p.leader) {
-                p.leader = p
-                    .replicas
-                    .iter()
-                    .find(|r| p.isr.contains(r) && live.contains(r))
-                    .copied()
-                    .unwrap_or(NO_LEADER);
-                p.leader_epoch += 1;
-            }
-            p.partition_epoch += 1;
+            p.settle(original, &live);
             return Outcome::Ok;
         };
         if target.is_empty()
