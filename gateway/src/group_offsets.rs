@@ -36,17 +36,7 @@ impl Broker {
         let Some(cluster) = &self.cluster else {
             return Ok(self.store.offsets().commit(group, &entries)?);
         };
-        let offsets = entries
-            .into_iter()
-            .map(|(topic, partition, c)| OffsetEntry {
-                topic,
-                partition,
-                offset: c.offset,
-                leader_epoch: c.leader_epoch,
-                metadata: c.metadata,
-                commit_ms: c.commit_ms,
-            })
-            .collect();
+        let offsets = entries.into_iter().map(OffsetEntry::from).collect();
         outcome(
             cluster
                 .propose(Command::CommitOffsets {

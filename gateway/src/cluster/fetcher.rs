@@ -204,9 +204,8 @@ async fn fetch_once(
         if st.needs_truncation {
             continue;
         }
-        drop(st);
         let mut max_bytes = PARTITION_MAX_BYTES;
-        if p.follower_throttled(me) {
+        if st.follower_throttled && !st.isr.contains(&me) {
             match quota.allowance(store) {
                 Some(0) => {
                     held_back = true;
@@ -216,7 +215,6 @@ async fn fetch_once(
                 None => {}
             }
         }
-        let st = p.state();
         let mut fp = FetchPartition::default();
         fp.partition = p.index;
         fp.current_leader_epoch = st.leader_epoch;

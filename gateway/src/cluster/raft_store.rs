@@ -298,21 +298,8 @@ struct SnapshotFile {
 fn apply_offsets(store: &Store, cmd: &Command) {
     let result = match cmd {
         Command::CommitOffsets { group, offsets } => {
-            let entries: Vec<(String, i32, CommittedOffset)> = offsets
-                .iter()
-                .map(|e| {
-                    (
-                        e.topic.clone(),
-                        e.partition,
-                        CommittedOffset {
-                            offset: e.offset,
-                            leader_epoch: e.leader_epoch,
-                            metadata: e.metadata.clone(),
-                            commit_ms: e.commit_ms,
-                        },
-                    )
-                })
-                .collect();
+            let entries: Vec<(String, i32, CommittedOffset)> =
+                offsets.iter().cloned().map(Into::into).collect();
             store.offsets().commit(group, &entries)
         }
         Command::DeleteOffsets {
@@ -335,18 +322,8 @@ fn all_offsets(store: &Store) -> Vec<(String, OffsetEntry)> {
     let offsets = store.offsets();
     let mut out = Vec::new();
     for g in offsets.groups() {
-        for (topic, partition, c) in offsets.group(&g) {
-            out.push((
-                g.clone(),
-                OffsetEntry {
-                    topic,
-                    partition,
-                    offset: c.offset,
-                    leader_epoch: c.leader_epoch,
-                    metadata: c.metadata,
-                    commit_ms: c.commit_ms,
-                },
-            ));
+        for e in offsets.group(&g) {
+            out.push((g.clone(), OffsetEntry::from(e)));
         }
     }
     out

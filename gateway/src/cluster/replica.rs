@@ -209,29 +209,13 @@ impl Partition {
         end: i64,
         timeout: Duration,
     ) -> Result<(), Refusal> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut hw = self.log.subscribe();
-        let mut changed = self.changed.subscribe();
-        let epoch = self.st.lock().leader_epoch;
-        loop {
+        self.wait_for(me, timeout, |st| {
             if self.log.high_watermark() >= end {
-                return Ok(());
+                return Some(Ok(()));
             }
-            {
-                let st = self.st.lock();
-                if st.leader != me || st.leader_epoch != epoch {
-                    return Err(Refusal::NotLeader);
-                }
-                if st.isr.len() < st.min_isr {
-                    return Err(Refusal::NotEnoughReplicasAfterAppend);
-                }
-            }
-            tokio::select! {
-                _ = hw.changed() => {}
-                _ = changed.changed() => {}
-                _ = tokio::time::sleep_until(deadline) => return Err(Refusal::TimedOut),
-            }
-        }
+            (st.isr.len() < st.min_isr).then_some(Err(Refusal::NotEnoughReplicasAfterAppend))
+        })
+        .await
     }
 
     /// Waits until `log end` reaches `end` counted on a `quorum` of replicas (leader
@@ -242,24 +226,44 @@ impl Partition {
         end: i64,
         timeout: Duration,
     ) -> Result<(), Refusal> {
+        self.wait_for(me, timeout, |st| {
+            let need = st.replicas.len() / 2 + 1;
+            let have = 1 + st
+                .replicas
+                .iter()
+                .filter(|r| **r != me)
+                .filter(|r| st.progress.get(r).is_some_and(|p| p.leo >= end))
+                .count();
+            (have >= need || self.log.high_watermark() >= end).then_some(Ok(()))
+        })
+        .await
+    }
+
+    /// Leader: re-evaluates `done` whenever the high watermark or a follower's progress
+    /// moves, until it decides, leadership (or its epoch) changes, or `timeout` passes.
+    async fn wait_for(
+        &self,
+        me: i32,
+        timeout: Duration,
+        mut done: impl FnMut(&PartState) -> Option<Result<(), Refusal>>,
+    ) -> Result<(), Refusal> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut hw = self.log.subscribe();
         let mut changed = self.changed.subscribe();
+        let epoch = self.st.lock().leader_epoch;
         loop {
             {
                 let st = self.st.lock();
-                if st.leader != me {
+                let verdict = done(&st);
+                // What is already replicated stays acknowledged whatever happens next.
+                if let Some(Ok(())) = verdict {
+                    return Ok(());
+                }
+                if st.leader != me || st.leader_epoch != epoch {
                     return Err(Refusal::NotLeader);
                 }
-                let need = st.replicas.len() / 2 + 1;
-                let have = 1 + st
-                    .replicas
-                    .iter()
-                    .filter(|r| **r != me)
-                    .filter(|r| st.progress.get(r).is_some_and(|p| p.leo >= end))
-                    .count();
-                if have >= need || self.log.high_watermark() >= end {
-                    return Ok(());
+                if let Some(r) = verdict {
+                    return r;
                 }
             }
             tokio::select! {

@@ -244,6 +244,34 @@ pub(crate) struct OffsetEntry {
     pub(crate) commit_ms: i64,
 }
 
+impl From<(String, i32, storage::CommittedOffset)> for OffsetEntry {
+    fn from((topic, partition, c): (String, i32, storage::CommittedOffset)) -> Self {
+        Self {
+            topic,
+            partition,
+            offset: c.offset,
+            leader_epoch: c.leader_epoch,
+            metadata: c.metadata,
+            commit_ms: c.commit_ms,
+        }
+    }
+}
+
+impl From<OffsetEntry> for (String, i32, storage::CommittedOffset) {
+    fn from(e: OffsetEntry) -> Self {
+        (
+            e.topic,
+            e.partition,
+            storage::CommittedOffset {
+                offset: e.offset,
+                leader_epoch: e.leader_epoch,
+                metadata: e.metadata,
+                commit_ms: e.commit_ms,
+            },
+        )
+    }
+}
+
 /// What applying a command returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Outcome {

@@ -211,7 +211,7 @@ async fn connection(
             let response = handle_frame(&broker, buf.freeze(), peer).await?;
             let api = response.api_name;
             metrics::counter!("kafka_requests_total", "api" => api).increment(1);
-            let reply = match response.bytes {
+            let reply = match response.answer {
                 Answer::Now(None) => None,
                 Answer::Now(Some(b)) => {
                     metrics::histogram!("kafka_request_duration_seconds", "api" => api)
@@ -258,7 +258,7 @@ enum Answer {
 
 struct Handled {
     api_name: &'static str,
-    bytes: Answer,
+    answer: Answer,
 }
 
 fn api_name(api: ApiKey) -> &'static str {
@@ -289,7 +289,7 @@ async fn handle_frame(
             })?;
             return Ok(Handled {
                 api_name: api_name(api),
-                bytes: Answer::Now(Some(bytes)),
+                answer: Answer::Now(Some(bytes)),
             });
         }
         metrics::counter!("kafka_request_errors_total", "api" => api_name(api), "error" => "UNSUPPORTED_VERSION").increment(1);
@@ -309,7 +309,7 @@ async fn handle_frame(
         };
         return Ok(Handled {
             api_name: api_name(api),
-            bytes: Answer::Now(produce::handle_legacy(&ctx, frame).await?),
+            answer: Answer::Now(produce::handle_legacy(&ctx, frame).await?),
         });
     }
     let malformed = |e: anyhow::Error| ConnError::Malformed {
@@ -324,30 +324,9 @@ async fn handle_frame(
         version,
         peer,
     };
-    if let RequestKind::Produce(r) = request {
-        // Appended now, in order; acknowledged when durable and replicated enough.
-        let pending = produce::begin(&ctx, r);
-        let correlation_id = header.correlation_id;
-        let header_version = kafka_protocol::messages::ProduceResponse::header_version(version);
-        let answer: LaterAnswer = Box::pin(async move {
-            match pending.finish().await {
-                Some(resp) => {
-                    frame::encode_response(correlation_id, header_version, &resp, version)
-                        .map(Some)
-                        .map_err(|why| ConnError::Encode { api, version, why })
-                }
-                None => Ok(None),
-            }
-        });
-        return Ok(Handled {
-            api_name: api_name(api),
-            bytes: Answer::Later(answer),
-        });
-    }
-    let bytes = dispatch(&ctx, request).await?;
     Ok(Handled {
         api_name: api_name(api),
-        bytes: Answer::Now(bytes),
+        answer: dispatch(&ctx, request).await?,
     })
 }
 
@@ -366,23 +345,40 @@ fn encode<R: Encodable + HeaderVersion + Message>(
         })
 }
 
-async fn dispatch(
+/// A produce is appended now, in request order, and acknowledged later, when its data is
+/// as durable and replicated as it asked (the connection reads on meanwhile).
+fn produce_later(
     ctx: &RequestContext<'_>,
-    request: RequestKind,
-) -> Result<Option<Bytes>, ConnError> {
+    req: kafka_protocol::messages::ProduceRequest,
+) -> Answer {
+    let pending = produce::begin(ctx, req);
+    let (correlation_id, version) = (ctx.header.correlation_id, ctx.version);
+    let header_version = kafka_protocol::messages::ProduceResponse::header_version(version);
+    Answer::Later(Box::pin(async move {
+        match pending.finish().await {
+            Some(resp) => frame::encode_response(correlation_id, header_version, &resp, version)
+                .map(Some)
+                .map_err(|why| ConnError::Encode {
+                    api: ApiKey::Produce,
+                    version,
+                    why,
+                }),
+            None => Ok(None),
+        }
+    }))
+}
+
+async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Result<Answer, ConnError> {
     macro_rules! reply {
         ($api:expr, $resp:expr) => {{
             let resp = $resp;
-            encode(ctx, $api, &resp)
+            encode(ctx, $api, &resp).map(Answer::Now)
         }};
     }
     match request {
         RequestKind::ApiVersions(r) => reply!(ApiKey::ApiVersions, api_versions::handle(ctx, r)),
         RequestKind::Metadata(r) => reply!(ApiKey::Metadata, metadata::handle(ctx, r).await),
-        RequestKind::Produce(r) => match produce::handle(ctx, r).await {
-            Some(resp) => reply!(ApiKey::Produce, resp),
-            None => Ok(None),
-        },
+        RequestKind::Produce(r) => Ok(produce_later(ctx, r)),
         RequestKind::Fetch(r) => reply!(ApiKey::Fetch, fetch::handle(ctx, r).await),
         RequestKind::ListOffsets(r) => reply!(ApiKey::ListOffsets, list_offsets::handle(ctx, r)),
         RequestKind::CreateTopics(r) => {
