@@ -33,6 +33,13 @@ enum Cmd {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The clients' own logs, on request (e.g. BENCH_LOG=warn).
+    if let Ok(filter) = std::env::var("BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match Cli::parse().cmd {
         Cmd::Kafka(a) => kafka::run(a),
         Cmd::Rocketmq(a) => rocketmq::run(a),

@@ -1,21 +1,45 @@
-//! The RocketMQ workload: T concurrent synchronous senders sharing one producer (as the Java
-//! client's benchmark threads do), then a push consumer reading everything back. Uses the
-//! third-party `rocketmq-client-rust` client.
+//! The RocketMQ workload: T concurrent senders (synchronous, or asynchronous with a window of
+//! sends in flight per thread) sharing one producer as the Java client's benchmark threads do
+//! (or spread over several producers), then a push or pull consumer reading everything back.
+//! Uses the third-party `rocketmq-client-rust` client.
 
 use crate::report::{cpu_seconds, histogram, percentiles, server_usage};
+use hdrhistogram::Histogram;
 use rocketmq_client_rust::{
-    ClientConfig, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext,
+    ClientConfig, ClientError, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext,
     ConsumeConcurrentlyStatus, DefaultMQProducer, DefaultMQPushConsumer, MQPushConsumer,
     TelemetryHandle,
 };
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
+use rocketmq_model::common::message::message_queue::MessageQueue;
 use rocketmq_model::common::message::message_single::Message;
+use rocketmq_model::result::{PullStatus, SendResult};
 use rocketmq_protocol::protocol::heartbeat::message_model::MessageModel;
 use rocketmq_runtime::{RuntimeConfig, RuntimeOwner};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How the sender threads send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Mode {
+    /// Each thread waits for a send's result before the next (`send`).
+    Sync,
+    /// Each thread keeps up to `--window` sends in flight (`send` with a callback).
+    Async,
+}
+
+/// What reads the messages back after sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ConsumerKind {
+    /// A push consumer (clustering, from the first offset).
+    Push,
+    /// A pull consumer pulling each queue from where this run started.
+    Pull,
+    /// Send only.
+    None,
+}
 
 /// RocketMQ workload options.
 #[derive(Debug, clap::Args)]
@@ -26,18 +50,27 @@ pub(crate) struct Args {
     /// Topic (auto-created with 4 queues by the first send).
     #[arg(long, default_value = "rbench")]
     topic: String,
-    /// Concurrent synchronous senders.
+    /// Concurrent sender threads.
     #[arg(long, default_value_t = 8)]
     threads: usize,
+    /// Producer instances the threads are spread over (each has its own connections).
+    #[arg(long, default_value_t = 1)]
+    producers: usize,
+    /// Synchronous or asynchronous sends.
+    #[arg(long, value_enum, default_value_t = Mode::Sync)]
+    mode: Mode,
+    /// Asynchronous sends in flight per thread.
+    #[arg(long, default_value_t = 32)]
+    window: usize,
     /// Messages in total.
     #[arg(long, default_value_t = 200_000)]
     messages: u64,
     /// Body size in bytes.
     #[arg(long, default_value_t = 128)]
     size: usize,
-    /// Also consume everything back with a push consumer (`--consume false` to skip).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    consume: bool,
+    /// Consumer reading everything back afterwards.
+    #[arg(long, value_enum, default_value_t = ConsumerKind::Push)]
+    consumer: ConsumerKind,
     /// Server process id, to report its CPU seconds and peak RSS.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -50,6 +83,82 @@ fn config(a: &Args, name: &str) -> anyhow::Result<ClientConfig> {
         .instance_name(format!("bench-{name}-{}", std::process::id()))
         .build()
         .map_err(|e| anyhow::anyhow!("client config: {e}"))
+}
+
+fn message(a: &Args, body: &[u8]) -> Message {
+    Message::builder()
+        .topic(a.topic.as_str())
+        .body_slice(body)
+        .build_unchecked()
+}
+
+/// Send results of one run: latencies of acknowledged sends and the failures.
+struct Sent {
+    lat: Mutex<Histogram<u64>>,
+    errors: AtomicU64,
+}
+
+impl Sent {
+    fn record(&self, t0: Instant, ok: bool) {
+        if !ok {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Ok(mut h) = self.lat.lock() {
+            let _ = h.record(t0.elapsed().as_micros().clamp(1, 60_000_000) as u64);
+        }
+    }
+}
+
+/// One sender thread: `count` sends, one at a time or with up to `window` in flight.
+async fn sender(a: Arc<Args>, p: Arc<DefaultMQProducer>, count: u64, sent: Arc<Sent>) {
+    let body = vec![b'r'; a.size];
+    match a.mode {
+        Mode::Sync => {
+            let mut local = histogram();
+            for _ in 0..count {
+                let t0 = Instant::now();
+                match p.send_with_timeout(message(&a, &body), 5_000).await {
+                    Ok(Some(_)) => {
+                        let _ = local.record(t0.elapsed().as_micros().clamp(1, 60_000_000) as u64);
+                    }
+                    _ => sent.record(t0, false),
+                }
+            }
+            if let Ok(mut h) = sent.lat.lock() {
+                let _ = h.add(&local);
+            }
+        }
+        Mode::Async => {
+            let window = Arc::new(tokio::sync::Semaphore::new(a.window.max(1)));
+            for _ in 0..count {
+                let Ok(permit) = window.clone().acquire_owned().await else {
+                    return;
+                };
+                let t0 = Instant::now();
+                let s2 = sent.clone();
+                // The callback is `Fn`, so the permit is released through a lock it empties.
+                let permit = Mutex::new(Some(permit));
+                let dispatched = p
+                    .send_with_callback_timeout(
+                        message(&a, &body),
+                        move |r: Option<&SendResult>, e: Option<&ClientError>| {
+                            s2.record(t0, r.is_some() && e.is_none());
+                            if let Ok(mut g) = permit.lock() {
+                                g.take();
+                            }
+                        },
+                        5_000,
+                    )
+                    .await;
+                if dispatched.is_err() {
+                    sent.record(t0, false);
+                }
+            }
+            // Every permit back means every callback has run.
+            let _ = window.acquire_many(a.window.max(1) as u32).await;
+        }
+    }
 }
 
 pub(crate) fn run(a: Args) -> anyhow::Result<()> {
@@ -75,58 +184,40 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
     let producer_runtime = runtime("producer")?;
     let consumer_runtime = runtime("consumer")?;
     rt.block_on(async move {
-        let mut p = DefaultMQProducer::builder(producer_runtime)
-            .client_config(config(&a, "p")?)
-            .producer_group("bench_pg".to_string())
-            .send_msg_timeout(5_000)
-            .build();
-        p.start()
-            .await
-            .map_err(|e| anyhow::anyhow!("producer start: {e}"))?;
-        let body = vec![b'r'; a.size];
-        let msg = || {
-            Message::builder()
-                .topic(a.topic.as_str())
-                .body_slice(&body)
-                .build_unchecked()
+        let mut producers = Vec::new();
+        for i in 0..a.producers.max(1) {
+            let mut p = DefaultMQProducer::builder(producer_runtime.clone())
+                .client_config(config(&a, &format!("p{i}"))?)
+                .producer_group(format!("bench_pg{i}"))
+                .send_msg_timeout(5_000)
+                .build();
+            p.start()
+                .await
+                .map_err(|e| anyhow::anyhow!("producer start: {e}"))?;
+            // The first send creates the topic and the connections; not measured.
+            p.send_with_timeout(message(&a, b"warm-up"), 10_000)
+                .await
+                .map_err(|e| anyhow::anyhow!("warm-up send: {e}"))?;
+            producers.push(Arc::new(p));
+        }
+        let warmups = producers.len() as u64;
+        let pull = if a.consumer == ConsumerKind::Pull {
+            Some(PullSide::start(&a, consumer_runtime.clone()).await?)
+        } else {
+            None
         };
-        // First send creates the topic; not measured.
-        p.send_with_timeout(msg(), 10_000)
-            .await
-            .map_err(|e| anyhow::anyhow!("warm-up send: {e}"))?;
-        let p = Arc::new(p);
-        let lat = Arc::new(Mutex::new(histogram()));
-        let errors = Arc::new(AtomicU64::new(0));
+        let sent = Arc::new(Sent {
+            lat: Mutex::new(histogram()),
+            errors: AtomicU64::new(0),
+        });
         let cpu_before = a.server_pid.and_then(cpu_seconds);
         let start = Instant::now();
         let mut tasks = Vec::new();
         for t in 0..a.threads {
             let count = a.messages / a.threads as u64
                 + u64::from((t as u64) < a.messages % a.threads as u64);
-            let (p, lat, errors, a) = (p.clone(), lat.clone(), errors.clone(), a.clone());
-            tasks.push(tokio::spawn(async move {
-                let body = vec![b'r'; a.size];
-                let mut local = histogram();
-                for _ in 0..count {
-                    let m = Message::builder()
-                        .topic(a.topic.as_str())
-                        .body_slice(&body)
-                        .build_unchecked();
-                    let t0 = Instant::now();
-                    match p.send_with_timeout(m, 5_000).await {
-                        Ok(Some(_)) => {
-                            let _ =
-                                local.record(t0.elapsed().as_micros().clamp(1, 60_000_000) as u64);
-                        }
-                        _ => {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                if let Ok(mut h) = lat.lock() {
-                    let _ = h.add(&local);
-                }
-            }));
+            let p = producers[t % producers.len()].clone();
+            tasks.push(tokio::spawn(sender(a.clone(), p, count, sent.clone())));
         }
         for t in tasks {
             t.await?;
@@ -134,60 +225,191 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         let sent_in = start.elapsed();
         let mb = a.messages as f64 * a.size as f64 / 1e6;
         println!(
-            "rocketmq: {} msgs x {} B, {} sync senders",
-            a.messages, a.size, a.threads
+            "rocketmq: {} msgs x {} B, {} {:?} senders over {} producer(s){}",
+            a.messages,
+            a.size,
+            a.threads,
+            a.mode,
+            producers.len(),
+            if a.mode == Mode::Async {
+                format!(", window {}", a.window)
+            } else {
+                String::new()
+            }
         );
         println!(
             "send: {:.0} msgs/s, {:.1} MB/s in {:.2} s, errors {}",
             a.messages as f64 / sent_in.as_secs_f64(),
             mb / sent_in.as_secs_f64(),
             sent_in.as_secs_f64(),
-            errors.load(Ordering::Relaxed)
+            sent.errors.load(Ordering::Relaxed)
         );
-        if let Ok(h) = lat.lock() {
-            println!("send latency: {}", percentiles(&h, true));
-        }
-        if a.consume {
-            let total = a.messages + 1;
-            let got = Arc::new(AtomicU64::new(0));
-            let counter = got.clone();
-            let mut c = DefaultMQPushConsumer::builder(consumer_runtime)
-                .client_config(config(&a, "c")?)
-                .consumer_group("bench_cg".to_string())
-                .message_model(MessageModel::Clustering)
-                .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
-                .pull_batch_size(32)
-                .build();
-            c.subscribe(a.topic.as_str(), "*")
-                .await
-                .map_err(|e| anyhow::anyhow!("subscribe: {e}"))?;
-            c.register_message_listener_concurrently(
-                move |msgs: &[&MessageExt], _ctx: &ConsumeConcurrentlyContext| {
-                    counter.fetch_add(msgs.len() as u64, Ordering::Relaxed);
-                    Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
-                },
-            );
-            let cstart = Instant::now();
-            c.start()
-                .await
-                .map_err(|e| anyhow::anyhow!("consumer start: {e}"))?;
-            let deadline = cstart + Duration::from_secs(600);
-            while got.load(Ordering::Relaxed) < total && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let n = got.load(Ordering::Relaxed);
-            let took = cstart.elapsed();
+        if let Ok(h) = sent.lat.lock() {
             println!(
-                "consume: {} msgs in {:.2} s = {:.0} msgs/s (push consumer, from consumer start)",
-                n,
-                took.as_secs_f64(),
-                n as f64 / took.as_secs_f64()
+                "send latency: {}, mean {:.3} ms",
+                percentiles(&h, true),
+                h.mean() / 1000.0
             );
-            c.shutdown().await;
         }
         server_usage(a.server_pid, cpu_before);
+        match a.consumer {
+            ConsumerKind::None => {}
+            ConsumerKind::Push => push_consume(&a, consumer_runtime, a.messages + warmups).await?,
+            ConsumerKind::Pull => {
+                if let Some(side) = pull {
+                    side.consume(&a).await?;
+                }
+            }
+        }
+        for p in producers {
+            if let Ok(mut p) = Arc::try_unwrap(p) {
+                p.shutdown().await;
+            }
+        }
         Ok::<(), anyhow::Error>(())
     })?;
     drop(owner);
     Ok(())
+}
+
+/// A push consumer from the first offset until it has seen `total` messages.
+async fn push_consume(a: &Args, rt: Arc<ClientRuntime>, total: u64) -> anyhow::Result<()> {
+    let got = Arc::new(AtomicU64::new(0));
+    let counter = got.clone();
+    let mut c = DefaultMQPushConsumer::builder(rt)
+        .client_config(config(a, "c")?)
+        .consumer_group("bench_cg".to_string())
+        .message_model(MessageModel::Clustering)
+        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .pull_batch_size(32)
+        // One listener call per pulled batch: with one call per message this client's
+        // bounded consume scheduler overflows and sends messages back for retry.
+        .consume_message_batch_max_size(32)
+        .build();
+    c.subscribe(a.topic.as_str(), "*")
+        .await
+        .map_err(|e| anyhow::anyhow!("subscribe: {e}"))?;
+    c.register_message_listener_concurrently(
+        move |msgs: &[&MessageExt], _ctx: &ConsumeConcurrentlyContext| {
+            counter.fetch_add(msgs.len() as u64, Ordering::Relaxed);
+            Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
+        },
+    );
+    let cstart = Instant::now();
+    let cpu_before = a.server_pid.and_then(cpu_seconds);
+    c.start()
+        .await
+        .map_err(|e| anyhow::anyhow!("consumer start: {e}"))?;
+    let deadline = cstart + Duration::from_secs(600);
+    while got.load(Ordering::Relaxed) < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let n = got.load(Ordering::Relaxed);
+    let took = cstart.elapsed();
+    println!(
+        "consume: {:.0} msgs/s, {} msgs in {:.2} s (push consumer, from consumer start), missing {}",
+        n as f64 / took.as_secs_f64(),
+        n,
+        took.as_secs_f64(),
+        total.saturating_sub(n)
+    );
+    server_usage(a.server_pid, cpu_before);
+    c.shutdown().await;
+    Ok(())
+}
+
+/// A pull consumer that noted every queue's end before the sends, so it reads exactly them.
+#[allow(deprecated)] // the classic pull consumer is what `mqadmin`-era applications use
+struct PullSide {
+    consumer: Arc<rocketmq_client_rust::DefaultMQPullConsumer>,
+    starts: Vec<(MessageQueue, i64)>,
+}
+
+#[allow(deprecated)]
+impl PullSide {
+    async fn start(a: &Args, rt: Arc<ClientRuntime>) -> anyhow::Result<Self> {
+        let c = rocketmq_client_rust::DefaultMQPullConsumer::builder(rt)
+            .name_server_addr(a.namesrv.clone())
+            .consumer_group("bench_pull_cg")
+            .build()
+            .map_err(|e| anyhow::anyhow!("pull consumer: {e}"))?;
+        c.start()
+            .await
+            .map_err(|e| anyhow::anyhow!("pull consumer start: {e}"))?;
+        let queues = c
+            .fetch_subscribe_message_queues(&a.topic)
+            .await
+            .map_err(|e| anyhow::anyhow!("queues of {}: {e}", a.topic))?;
+        let mut starts = Vec::new();
+        for q in queues {
+            let end = c
+                .max_offset(&q)
+                .await
+                .map_err(|e| anyhow::anyhow!("max offset: {e}"))?;
+            starts.push((q, end));
+        }
+        Ok(Self {
+            consumer: Arc::new(c),
+            starts,
+        })
+    }
+
+    /// Pulls every queue (one task per queue, 32 messages per pull) up to its current end.
+    async fn consume(self, a: &Args) -> anyhow::Result<()> {
+        let mut ranges = Vec::new();
+        let mut expected = 0;
+        for (q, from) in &self.starts {
+            let end = self
+                .consumer
+                .max_offset(q)
+                .await
+                .map_err(|e| anyhow::anyhow!("max offset: {e}"))?;
+            expected += (end - from).max(0) as u64;
+            ranges.push((q.clone(), *from, end));
+        }
+        let cpu_before = a.server_pid.and_then(cpu_seconds);
+        let start = Instant::now();
+        let got = Arc::new(AtomicU64::new(0));
+        let pulls = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for (q, from, end) in ranges {
+            let (c, got, pulls) = (self.consumer.clone(), got.clone(), pulls.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut at = from;
+                while at < end {
+                    let r = c
+                        .pull(&q, "*", at, 32)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("pull {q:?} at {at}: {e}"))?;
+                    pulls.fetch_add(1, Ordering::Relaxed);
+                    if *r.pull_status() == PullStatus::Found {
+                        let n = r.msg_found_list().map_or(0, |l| l.len());
+                        got.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    let next = r.next_begin_offset() as i64;
+                    if next <= at {
+                        anyhow::bail!("pull {q:?} at {at}: no progress ({:?})", r.pull_status());
+                    }
+                    at = next;
+                }
+                Ok::<(), anyhow::Error>(())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        let took = start.elapsed();
+        let n = got.load(Ordering::Relaxed);
+        println!(
+            "consume: {:.0} msgs/s, {} msgs in {:.2} s ({} pulls of up to 32), missing {}",
+            n as f64 / took.as_secs_f64(),
+            n,
+            took.as_secs_f64(),
+            pulls.load(Ordering::Relaxed),
+            expected.saturating_sub(n)
+        );
+        server_usage(a.server_pid, cpu_before);
+        let _ = self.consumer.shutdown().await;
+        Ok(())
+    }
 }

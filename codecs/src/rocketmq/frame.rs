@@ -265,31 +265,199 @@ pub fn encode(cmd: &RemotingCommand) -> Bytes {
 // ---------------------------------------------------------------------------------------------
 // JSON header
 
-fn value_to_i32(v: &Value) -> Option<i32> {
-    match v {
-        Value::Number(n) => n
-            .as_i64()
-            .map(|x| x as i32)
-            .or_else(|| n.as_f64().map(|f| f as i32)),
-        Value::String(s) => s.trim().parse::<i64>().ok().map(|x| x as i32),
-        Value::Bool(b) => Some(i32::from(*b)),
-        _ => None,
+/// A header value as the Java side may have written it: fastjson emits numbers for `int`
+/// fields and strings for `extFields`, but either may turn up where the other is expected.
+enum Loose {
+    Null,
+    Str(String),
+    Num(serde_json::Number),
+    Bool(bool),
+    /// An object or array, kept as JSON text (what `String.valueOf` of a parsed map gives).
+    Json(Value),
+}
+
+impl Loose {
+    fn to_i32(&self) -> Option<i32> {
+        match self {
+            Loose::Num(n) => n
+                .as_i64()
+                .map(|x| x as i32)
+                .or_else(|| n.as_f64().map(|f| f as i32)),
+            Loose::Str(s) => s.trim().parse::<i64>().ok().map(|x| x as i32),
+            Loose::Bool(b) => Some(i32::from(*b)),
+            _ => None,
+        }
+    }
+
+    /// Stringifies the value the way a Java `Map<String,String>` would have held it.
+    fn into_string(self) -> Option<String> {
+        match self {
+            Loose::Null => None,
+            Loose::Str(s) => Some(s),
+            Loose::Num(n) => Some(n.to_string()),
+            Loose::Bool(b) => Some(b.to_string()),
+            Loose::Json(v) => Some(v.to_string()),
+        }
+    }
+
+    /// The value as JSON text, for error messages.
+    fn describe(&self) -> String {
+        match self {
+            Loose::Null => "null".into(),
+            Loose::Str(s) => Value::String(s.clone()).to_string(),
+            Loose::Num(n) => n.to_string(),
+            Loose::Bool(b) => b.to_string(),
+            Loose::Json(v) => v.to_string(),
+        }
     }
 }
 
-/// Stringifies a JSON value the way a Java `Map<String,String>` would have held it.
-fn value_to_string(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        other => Some(other.to_string()),
+impl<'de> serde::Deserialize<'de> for Loose {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Loose;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Loose, E> {
+                Ok(Loose::Null)
+            }
+            fn visit_none<E>(self) -> Result<Loose, E> {
+                Ok(Loose::Null)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Loose, E> {
+                Ok(Loose::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Loose, E> {
+                Ok(Loose::Num(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Loose, E> {
+                Ok(Loose::Num(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Loose, E> {
+                Ok(serde_json::Number::from_f64(v).map_or(Loose::Null, Loose::Num))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Loose, E> {
+                Ok(Loose::Str(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Loose, E> {
+                Ok(Loose::Str(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Loose, A::Error> {
+                use serde::Deserialize;
+                Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Loose::Json)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Loose, A::Error> {
+                use serde::Deserialize;
+                Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(Loose::Json)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `extFields`: string values straight into the command's map (nulls dropped, as Java's
+/// `HashMap` would never have held them).
+struct ExtFields(HashMap<String, String>);
+
+impl<'de> serde::Deserialize<'de> for ExtFields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ExtFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of header fields")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ExtFields, A::Error> {
+                let mut out = HashMap::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some((k, v)) = map.next_entry::<String, Loose>()? {
+                    if let Some(s) = v.into_string() {
+                        out.insert(k, s);
+                    } else {
+                        out.remove(&k);
+                    }
+                }
+                Ok(ExtFields(out))
+            }
+        }
+        // Like fastjson filling a Map<String, String>: anything but an object (or null,
+        // handled by the caller) is an error.
+        d.deserialize_map(V)
+    }
+}
+
+/// The header object's fields, parsed in one pass without an intermediate JSON tree (this
+/// runs for every RocketMQ request).
+#[derive(Default)]
+struct JsonHeader {
+    code: Option<Loose>,
+    language: Option<Loose>,
+    version: Option<Loose>,
+    opaque: Option<Loose>,
+    flag: Option<Loose>,
+    remark: Option<Loose>,
+    ext: Option<ExtFields>,
+}
+
+/// The header's keys, matched without allocating.
+#[derive(serde::Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum HeaderKey {
+    Code,
+    Language,
+    Version,
+    Opaque,
+    Flag,
+    Remark,
+    ExtFields,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for JsonHeader {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = JsonHeader;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RemotingCommand header object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<JsonHeader, A::Error> {
+                let mut h = JsonHeader::default();
+                while let Some(key) = map.next_key::<HeaderKey>()? {
+                    match key {
+                        HeaderKey::Code => h.code = Some(map.next_value()?),
+                        HeaderKey::Language => h.language = Some(map.next_value()?),
+                        HeaderKey::Version => h.version = Some(map.next_value()?),
+                        HeaderKey::Opaque => h.opaque = Some(map.next_value()?),
+                        HeaderKey::Flag => h.flag = Some(map.next_value()?),
+                        HeaderKey::Remark => h.remark = Some(map.next_value()?),
+                        HeaderKey::ExtFields => h.ext = map.next_value::<Option<ExtFields>>()?,
+                        HeaderKey::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(h)
+            }
+        }
+        // Anything but an object fails here ("invalid type: ..., expected a RemotingCommand
+        // header object").
+        d.deserialize_map(V)
     }
 }
 
 fn decode_json_header(header: &[u8]) -> Result<RemotingCommand, RocketMqError> {
-    let value: Value = match serde_json::from_slice(header) {
+    let h: JsonHeader = match serde_json::from_slice(header) {
         Ok(v) => v,
         Err(first) => {
             // fastjson-style leniency: retry once after normalizing (bare keys quoted, ...).
@@ -300,46 +468,37 @@ fn decode_json_header(header: &[u8]) -> Result<RemotingCommand, RocketMqError> {
                 .map_err(|_| RocketMqError::JsonHeader(first.to_string()))?
         }
     };
-    let Value::Object(map) = value else {
-        return Err(RocketMqError::JsonHeader(
-            "header is not a JSON object".into(),
-        ));
-    };
     // Absent fields keep Java's field initializers: language JAVA, version 0.
     let mut cmd = RemotingCommand {
         version: 0,
         ..Default::default()
     };
-    if let Some(v) = map.get("code") {
-        cmd.code = value_to_i32(v).ok_or_else(|| RocketMqError::InvalidField {
+    if let Some(v) = h.code {
+        cmd.code = v.to_i32().ok_or_else(|| RocketMqError::InvalidField {
             field: "code",
-            value: v.to_string(),
+            value: v.describe(),
         })?;
     }
-    match map.get("language") {
-        Some(Value::String(s)) => cmd.language = s.clone(),
-        Some(Value::Number(n)) => {
+    match h.language {
+        Some(Loose::Str(s)) => cmd.language = s,
+        Some(Loose::Num(n)) => {
             let code = n.as_u64().and_then(|c| u8::try_from(c).ok()).unwrap_or(7);
             cmd.language = language_name(code).to_string();
         }
         _ => {}
     }
-    if let Some(v) = map.get("version").and_then(value_to_i32) {
+    if let Some(v) = h.version.as_ref().and_then(Loose::to_i32) {
         cmd.version = v;
     }
-    if let Some(v) = map.get("opaque").and_then(value_to_i32) {
+    if let Some(v) = h.opaque.as_ref().and_then(Loose::to_i32) {
         cmd.opaque = v;
     }
-    if let Some(v) = map.get("flag").and_then(value_to_i32) {
+    if let Some(v) = h.flag.as_ref().and_then(Loose::to_i32) {
         cmd.flag = v;
     }
-    cmd.remark = map.get("remark").and_then(value_to_string);
-    if let Some(Value::Object(ext)) = map.get("extFields") {
-        for (k, v) in ext {
-            if let Some(s) = value_to_string(v) {
-                cmd.ext_fields.insert(k.clone(), s);
-            }
-        }
+    cmd.remark = h.remark.and_then(Loose::into_string);
+    if let Some(ext) = h.ext {
+        cmd.ext_fields = ext.0;
     }
     Ok(cmd)
 }
@@ -793,6 +952,27 @@ mod tests {
         assert_eq!(cmd.language, "GO");
         assert_eq!(cmd.version, 317);
         assert_eq!(cmd.ext("0"), Some("zero"));
+
+        // Unknown keys skipped, nested values kept as JSON text, escaped keys unescaped.
+        let h = br#"{"serializeTypeCurrentRPC":"JSON","code":11,"extFields":{"n":{"x":[1,2]},"k\u0041":"v"},"remark":7}"#;
+        let mut f = (h.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(h);
+        let cmd = decode(Bytes::from(f)).unwrap();
+        assert_eq!(cmd.code, 11);
+        assert_eq!(cmd.ext("n"), Some(r#"{"x":[1,2]}"#));
+        assert_eq!(cmd.ext("kA"), Some("v"));
+        assert_eq!(cmd.remark.as_deref(), Some("7"));
+        let h = br#"{"code":12,"extFields":null}"#;
+        let mut f = (h.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(h);
+        assert!(decode(Bytes::from(f)).unwrap().ext_fields.is_empty());
+        let h = br#"{"code":null}"#;
+        let mut f = (h.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(h);
+        assert!(matches!(
+            decode(Bytes::from(f)),
+            Err(RocketMqError::InvalidField { field: "code", .. })
+        ));
     }
 
     #[test]

@@ -191,7 +191,13 @@ fn from_record(r: Record, at: &Location<'_>) -> StoredMessage {
             H_BORN_HOST => born_host = parse_addr(&value).unwrap_or(at.store_host),
             name => {
                 // Separators of the properties encoding cannot appear inside it.
-                let clean = |s: &str| s.replace(['\u{1}', '\u{2}'], " ");
+                let clean = |s: &str| {
+                    if s.contains(['\u{1}', '\u{2}']) {
+                        s.replace(['\u{1}', '\u{2}'], " ")
+                    } else {
+                        s.to_owned()
+                    }
+                };
                 props.push((clean(name), clean(&value)));
             }
         }
