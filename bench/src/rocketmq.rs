@@ -194,10 +194,20 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
             p.start()
                 .await
                 .map_err(|e| anyhow::anyhow!("producer start: {e}"))?;
-            // The first send creates the topic and the connections; not measured.
-            p.send_with_timeout(message(&a, b"warm-up"), 10_000)
-                .await
-                .map_err(|e| anyhow::anyhow!("warm-up send: {e}"))?;
+            // The first send creates the topic and the connections; not measured. A broker
+            // may refuse it while the new topic's route settles, so it is tried a few times.
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match p.send_with_timeout(message(&a, b"warm-up"), 10_000).await {
+                    Ok(_) => break,
+                    Err(e) if attempt >= 5 => anyhow::bail!("warm-up send: {e}"),
+                    Err(e) => {
+                        eprintln!("warm-up send attempt {attempt}: {e}; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
             producers.push(Arc::new(p));
         }
         let warmups = producers.len() as u64;
