@@ -536,7 +536,7 @@ impl PartitionLog {
         let _g = self.flush_lock.lock();
         let target = self.log_end_offset();
         if self.flushed.load(Ordering::Acquire) < target {
-            self.active().sync()?;
+            self.active().sync_log()?;
             self.flushed.store(target, Ordering::Release);
             self.last_flush_ms.store(now_ms(), Ordering::Release);
             let mut w = self.writer.lock();
@@ -766,9 +766,10 @@ impl PartitionLog {
         Ok(deleted)
     }
 
-    /// fsyncs and forgets the log; its files stay.
+    /// fsyncs the log and the active segment's indexes; its files stay.
     pub fn close(&self) -> Result<()> {
-        self.flush()
+        self.flush()?;
+        self.active().sync()
     }
 
     /// Deletes the log's directory.
