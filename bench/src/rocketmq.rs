@@ -96,12 +96,20 @@ fn message(a: &Args, body: &[u8]) -> Message {
 struct Sent {
     lat: Mutex<Histogram<u64>>,
     errors: AtomicU64,
+    first_error: Mutex<Option<String>>,
 }
 
 impl Sent {
-    fn record(&self, t0: Instant, ok: bool) {
-        if !ok {
-            self.errors.fetch_add(1, Ordering::Relaxed);
+    fn fail(&self, why: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut f) = self.first_error.lock() {
+            f.get_or_insert(why);
+        }
+    }
+
+    fn record(&self, t0: Instant, outcome: Result<(), String>) {
+        if let Err(why) = outcome {
+            self.fail(why);
             return;
         }
         if let Ok(mut h) = self.lat.lock() {
@@ -122,7 +130,8 @@ async fn sender(a: Arc<Args>, p: Arc<DefaultMQProducer>, count: u64, sent: Arc<S
                     Ok(Some(_)) => {
                         let _ = local.record(t0.elapsed().as_micros().clamp(1, 60_000_000) as u64);
                     }
-                    _ => sent.record(t0, false),
+                    Ok(None) => sent.fail("send returned no result".into()),
+                    Err(e) => sent.fail(e.to_string()),
                 }
             }
             if let Ok(mut h) = sent.lat.lock() {
@@ -143,7 +152,12 @@ async fn sender(a: Arc<Args>, p: Arc<DefaultMQProducer>, count: u64, sent: Arc<S
                     .send_with_callback_timeout(
                         message(&a, &body),
                         move |r: Option<&SendResult>, e: Option<&ClientError>| {
-                            s2.record(t0, r.is_some() && e.is_none());
+                            let outcome = match (r, e) {
+                                (_, Some(e)) => Err(e.to_string()),
+                                (Some(_), None) => Ok(()),
+                                (None, None) => Err("callback without a result".into()),
+                            };
+                            s2.record(t0, outcome);
                             if let Ok(mut g) = permit.lock() {
                                 g.take();
                             }
@@ -151,8 +165,8 @@ async fn sender(a: Arc<Args>, p: Arc<DefaultMQProducer>, count: u64, sent: Arc<S
                         5_000,
                     )
                     .await;
-                if dispatched.is_err() {
-                    sent.record(t0, false);
+                if let Err(e) = dispatched {
+                    sent.fail(e.to_string());
                 }
             }
             // Every permit back means every callback has run.
@@ -219,6 +233,7 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         let sent = Arc::new(Sent {
             lat: Mutex::new(histogram()),
             errors: AtomicU64::new(0),
+            first_error: Mutex::new(None),
         });
         let cpu_before = a.server_pid.and_then(cpu_seconds);
         let start = Instant::now();
@@ -233,7 +248,6 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
             t.await?;
         }
         let sent_in = start.elapsed();
-        let mb = a.messages as f64 * a.size as f64 / 1e6;
         println!(
             "rocketmq: {} msgs x {} B, {} {:?} senders over {} producer(s){}",
             a.messages,
@@ -247,13 +261,19 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
                 String::new()
             }
         );
+        // Only acknowledged sends count towards the rate.
+        let errors = sent.errors.load(Ordering::Relaxed);
+        let ok = a.messages.saturating_sub(errors) as f64;
         println!(
             "send: {:.0} msgs/s, {:.1} MB/s in {:.2} s, errors {}",
-            a.messages as f64 / sent_in.as_secs_f64(),
-            mb / sent_in.as_secs_f64(),
+            ok / sent_in.as_secs_f64(),
+            ok * a.size as f64 / 1e6 / sent_in.as_secs_f64(),
             sent_in.as_secs_f64(),
-            sent.errors.load(Ordering::Relaxed)
+            errors
         );
+        if let Ok(Some(why)) = sent.first_error.lock().as_deref() {
+            println!("first send error: {why}");
+        }
         if let Ok(h) = sent.lat.lock() {
             println!(
                 "send latency: {}, mean {:.3} ms",
