@@ -263,13 +263,7 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
     );
     print_produce(&a, &lat, produced_in);
     if a.consumers > 0 {
-        let left = remaining.load(Ordering::Relaxed);
-        println!(
-            "consume: {:.0} msgs/s end to end in {:.2} s, missing {}",
-            (a.messages - left) as f64 / total_in.as_secs_f64(),
-            total_in.as_secs_f64(),
-            left
-        );
+        print_consume(a.messages, &remaining, total_in, "end to end");
         if let Ok(h) = e2e.lock() {
             println!("end-to-end latency: {}", percentiles(&h, false));
         }
@@ -352,13 +346,17 @@ fn run_sequential(
             .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
     }
     let took = start.elapsed();
-    let left = remaining.load(Ordering::Relaxed);
-    println!(
-        "consume: {:.0} msgs/s in {:.2} s (after producing), missing {}",
-        (a.messages - left) as f64 / took.as_secs_f64(),
-        took.as_secs_f64(),
-        left
-    );
+    print_consume(a.messages, &remaining, took, "after producing");
     server_usage(a.server_pid, cpu_before);
     Ok(())
+}
+
+/// The consume line: what arrived of `messages` (`remaining` were never seen) over `took`.
+fn print_consume(messages: u64, remaining: &AtomicU64, took: Duration, how: &str) {
+    let left = remaining.load(Ordering::Relaxed);
+    println!(
+        "consume: {:.0} msgs/s in {:.2} s ({how}), missing {left}",
+        (messages - left) as f64 / took.as_secs_f64(),
+        took.as_secs_f64(),
+    );
 }

@@ -768,8 +768,9 @@ impl PartitionLog {
 
     /// fsyncs the log and the active segment's indexes; its files stay.
     pub fn close(&self) -> Result<()> {
+        // flush() has synced the log (or found nothing to sync).
         self.flush()?;
-        self.active().sync()
+        self.active().sync_indexes()
     }
 
     /// Deletes the log's directory.

@@ -361,10 +361,15 @@ impl Segment {
         Ok(())
     }
 
+    /// Writes and fsyncs the indexes' pending entries.
+    pub fn sync_indexes(&self) -> Result<()> {
+        self.index.sync()
+    }
+
     /// fsyncs the log and its indexes.
     pub fn sync(&self) -> Result<()> {
-        self.file.sync_data()?;
-        self.index.sync()
+        self.sync_log()?;
+        self.sync_indexes()
     }
 
     /// Removes the segment's files. Readers that still hold it keep reading the unlinked file.
