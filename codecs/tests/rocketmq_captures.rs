@@ -1,5 +1,5 @@
 //! Golden-capture tests for the RocketMQ remoting codec: every frame of every file in
-//! `shared/captures/rocketmq-4.9.4` (real Apache RocketMQ 4.9.4 traffic, both directions).
+//! `compat-tests/captures/rocketmq-4.9.4` (real Apache RocketMQ 4.9.4 traffic, both directions).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -30,7 +30,7 @@ struct Frame {
 }
 
 fn captures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures/rocketmq-4.9.4")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../compat-tests/captures/rocketmq-4.9.4")
 }
 
 fn unhex(s: &str) -> Vec<u8> {

@@ -1,5 +1,5 @@
 //! Replays the request frames the Kafka 3.9 Java client and tools sent (recorded in
-//! `shared/captures/kafka-java-3.9`) against a live server, one TCP connection per recorded
+//! `compat-tests/captures/kafka-java-3.9`) against a live server, one TCP connection per recorded
 //! connection, and decodes every response at the exact version the Java client asked for.
 //! The Java client cannot be installed here; its bytes can.
 
@@ -44,7 +44,7 @@ fn read_frame(s: &mut TcpStream) -> Vec<u8> {
 /// Replays one capture file; returns the decoded responses in order.
 fn replay(server: &Server, file: &str) -> Vec<(ApiKey, ResponseKind)> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/captures/kafka-java-3.9")
+        .join("captures/kafka-java-3.9")
         .join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut conns: HashMap<u64, TcpStream> = HashMap::new();

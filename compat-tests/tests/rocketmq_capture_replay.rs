@@ -1,5 +1,5 @@
 //! Replays the RocketMQ 4.9.4 Java client's and mqadmin's captured request frames
-//! (`shared/captures/rocketmq-4.9.4`) against a live server, one connection per recorded
+//! (`compat-tests/captures/rocketmq-4.9.4`) against a live server, one connection per recorded
 //! connection, and compares each response code with what the real 4.9.4 name server and
 //! broker answered (both directions of those captures are authoritative).
 
@@ -53,7 +53,7 @@ struct Outcome {
 /// Replays one capture file; `server` is "namesrv" or "broker" per frame.
 fn replay(namesrv: &str, broker: &str, file: &str, skip: &[&str]) -> Outcome {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/captures/rocketmq-4.9.4")
+        .join("captures/rocketmq-4.9.4")
         .join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let frames: Vec<serde_json::Value> = text

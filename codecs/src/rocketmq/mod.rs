@@ -2,7 +2,7 @@
 //! typed custom headers ([`header`]), JSON bodies ([`body`]) and the stored-message, batch,
 //! properties and message-id encodings ([`message`]).
 //!
-//! Facts follow Apache RocketMQ 4.9.4 and the golden captures in `shared/captures/rocketmq-4.9.4`.
+//! Facts follow Apache RocketMQ 4.9.4 and the golden captures in `compat-tests/captures/rocketmq-4.9.4`.
 
 pub mod body;
 pub mod codes;

@@ -109,3 +109,51 @@ pub(crate) fn handle(_ctx: &RequestContext<'_>, _req: ApiVersionsRequest) -> Api
     // No supported/finalized features: old clients (librdkafka 2.0) then see no tagged fields.
     ApiVersionsResponse::default().with_api_keys(api_list())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// `docs/compatibility.md` lists exactly the keys and versions ApiVersions answers.
+    #[test]
+    fn compat_table_matches() {
+        let path =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/compatibility.md");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut documented = BTreeMap::new();
+        for line in text.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            // | key | API | versions | exercised by |
+            if cells.len() < 5 {
+                continue;
+            }
+            let Ok(key) = cells[1].parse::<i16>() else {
+                continue;
+            };
+            let (min, max) = match cells[3].split_once('-') {
+                Some((a, b)) => (a.parse::<i16>(), b.parse::<i16>()),
+                None => (cells[3].parse::<i16>(), cells[3].parse::<i16>()),
+            };
+            let (Ok(min), Ok(max)) = (min, max) else {
+                panic!("{}: bad version range in {line:?}", path.display());
+            };
+            assert!(
+                documented.insert(key, (min, max)).is_none(),
+                "key {key} listed twice in {}",
+                path.display()
+            );
+        }
+        let answered: BTreeMap<i16, (i16, i16)> = api_list()
+            .iter()
+            .map(|a| (a.api_key, (a.min_version, a.max_version)))
+            .collect();
+        assert_eq!(
+            documented,
+            answered,
+            "{} disagrees with ApiVersions",
+            path.display()
+        );
+    }
+}

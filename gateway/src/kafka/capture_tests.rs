@@ -1,4 +1,4 @@
-//! The Java 3.9 client's captured requests (`shared/captures/kafka-java-3.9`) decode through
+//! The Java 3.9 client's captured requests (`compat-tests/captures/kafka-java-3.9`) decode through
 //! the same path the server uses, for every API and version we advertise, with no bytes left.
 
 use super::supported_versions;
@@ -13,17 +13,14 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn captures() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures/kafka-java-3.9");
-    p.is_dir().then_some(p)
+fn captures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../compat-tests/captures/kafka-java-3.9")
 }
 
 #[test]
 fn java_client_requests_decode() {
-    let Some(dir) = captures() else {
-        // The captures live beside the repository; CI and developers have them.
-        panic!("shared/captures/kafka-java-3.9 not found next to the repository");
-    };
+    let dir = captures();
+    assert!(dir.is_dir(), "capture folder {} is missing", dir.display());
     let mut decoded = 0;
     let mut skipped = std::collections::BTreeSet::new();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
