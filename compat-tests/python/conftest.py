@@ -24,7 +24,7 @@ STOP_TIMEOUT_S = 30.0
 
 READY_RE = re.compile(
     r"^gateway ready kafka=(?P<kafka>\S+) namesrv=(?P<namesrv>\S+) "
-    r"broker=(?P<broker>\S+) metrics=(?P<metrics>\S+)\s*$"
+    r"broker=(?P<broker>\S+) metrics=(?P<metrics>\S+)(\s.*)?$"
 )
 
 
@@ -46,11 +46,18 @@ def _tail(path: Path, max_bytes: int = 8000) -> str:
 class GatewayServer:
     """One gateway server, restartable on the same data directory."""
 
-    def __init__(self, data_dir: Path, log_dir: Path, sets: Optional[Dict[str, str]] = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        log_dir: Path,
+        sets: Optional[Dict[str, str]] = None,
+        args: Optional[List[str]] = None,
+    ):
         self.binary = gateway_binary()
         self.data_dir = data_dir
         self.log_dir = log_dir
         self.sets = dict(sets or {})
+        self.args = list(args or [])
         self.proc: Optional[subprocess.Popen] = None
         self.generation = 0
         self.addrs: Dict[str, str] = {}
@@ -89,7 +96,11 @@ class GatewayServer:
         ]
         for key, value in self.sets.items():
             cmd += ["--set", f"{key}={value}"]
-        return cmd
+        return cmd + self.args
+
+    def listener(self, name: str) -> str:
+        """host:port of a named Kafka listener (ready line `listener.NAME=PROTOCOL://addr`)."""
+        return self.addrs[f"listener.{name}"].split("://", 1)[1]
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> "GatewayServer":
@@ -137,7 +148,9 @@ class GatewayServer:
                         seen.append(line)
                         m = READY_RE.match(line)
                         if m:
-                            ready.update(m.groupdict())
+                            ready.update(
+                                dict(tok.split("=", 1) for tok in line.split()[2:] if "=" in tok)
+                            )
                             ready_event.set()
             ready_event.set()
 
@@ -223,11 +236,15 @@ def server_factory(tmp_path):
     """Start gateway servers: `server_factory(sets={...})`."""
     created: List[GatewayServer] = []
 
-    def make(sets: Optional[Dict[str, str]] = None, name: str = "gw") -> GatewayServer:
+    def make(
+        sets: Optional[Dict[str, str]] = None,
+        name: str = "gw",
+        args: Optional[List[str]] = None,
+    ) -> GatewayServer:
         base = tmp_path / f"{name}{len(created)}"
         log_dir = base / "logs"
         log_dir.mkdir(parents=True)
-        srv = GatewayServer(base / "data", log_dir, sets)
+        srv = GatewayServer(base / "data", log_dir, sets, args)
         created.append(srv)
         _ACTIVE_SERVERS.append(srv)
         return srv.start()

@@ -36,9 +36,33 @@ pub(crate) struct Broker {
     pub(crate) dynamic: DynamicConfig,
     /// Cluster mode: the metadata quorum and replication; `None` on the single-node default.
     pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Credentials, ACLs and quotas, and the authorizer.
+    pub(crate) security: Arc<crate::auth::Security>,
+    /// Connection limits of every listener.
+    pub(crate) connections: crate::connections::Connections,
+    /// With cluster TLS: the trust store whose certificates identify nodes (only they may
+    /// fetch as replicas).
+    pub(crate) cluster_trust: Option<crate::auth::tls::ClusterTrust>,
+    /// This node's Kafka listeners.
+    pub(crate) listeners: Vec<Arc<crate::kafka::session::KafkaListener>>,
+    /// Client quotas.
+    pub(crate) quotas: crate::auth::quota::Quotas,
 }
 
 impl Broker {
+    /// This node's advertised endpoint on a listener (the default one if it has no such
+    /// listener).
+    pub(crate) fn endpoint(&self, listener: &str) -> (String, i32) {
+        self.listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .map(|l| l.advertised.clone())
+            .unwrap_or_else(|| {
+                let a = self.advertised();
+                (a.host, a.port)
+            })
+    }
+
     /// This node's advertised Kafka endpoint.
     pub(crate) fn advertised(&self) -> Advertised {
         self.advertised.read().clone()

@@ -85,6 +85,38 @@ pub(crate) const DEFAULTS: &[(&str, &str)] = &[
     ("replica.lag.time.max.ms", "30000"),
     ("auto.leader.rebalance.enable", "true"),
     ("leader.imbalance.check.interval.seconds", "300"),
+    // Listeners and security (Kafka's names; see docs/security.md).
+    ("listeners", ""),
+    ("listener.security.protocol.map", ""),
+    ("inter.broker.listener.name", ""),
+    (
+        "sasl.enabled.mechanisms",
+        "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+    ),
+    ("connections.max.reauth.ms", "0"),
+    // Not a Kafka setting: how long (ms) a SASL connection may take to authenticate.
+    ("sasl.server.authn.timeout", "30000"),
+    ("ssl.keystore.type", "PEM"),
+    ("ssl.truststore.type", "PEM"),
+    ("ssl.client.auth", "none"),
+    ("ssl.principal.mapping.rules", "DEFAULT"),
+    ("authorizer.class.name", ""),
+    ("super.users", ""),
+    ("allow.everyone.if.no.acl.found", "false"),
+    ("max.connections", "2147483647"),
+    ("max.connections.per.ip", "2147483647"),
+    ("max.connections.per.ip.overrides", ""),
+    // Memory for request bodies being read or handled (Kafka's default is unbounded).
+    ("queued.max.request.bytes", "536870912"),
+    // Node-to-node mutual TLS (empty: cluster traffic is not authenticated).
+    ("cluster.ssl.keystore.location", ""),
+    ("cluster.ssl.truststore.location", ""),
+    ("rocketmq.tls.server.mode", "disabled"),
+    ("rocketmq.acl.enable", "false"),
+    ("rocketmq.acl.file", ""),
+    ("metrics.ssl.enable", "false"),
+    ("quota.window.num", "11"),
+    ("quota.window.size.seconds", "1"),
 ];
 
 /// The resolved configuration: a flat map of Kafka-style keys.

@@ -1,9 +1,11 @@
 //! `gateway`: one server that speaks the Kafka wire protocol and the RocketMQ remoting
 //! protocol over one storage core.
 
+mod auth;
 mod broker;
 mod cluster;
 mod config;
+mod connections;
 mod dynamic_config;
 mod group_offsets;
 mod kafka;
@@ -51,6 +53,10 @@ struct Cli {
     /// Set any config key, e.g. --set num.partitions=3 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// A SCRAM credential stored at first start, with `kafka-storage format --add-scram`
+    /// syntax: 'SCRAM-SHA-512=[name=admin,password=admin-secret]' (repeatable).
+    #[arg(long = "add-scram", value_name = "CREDENTIAL")]
+    add_scram: Vec<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -93,7 +99,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::run(cfg)) {
+    match runtime.block_on(server::run(cfg, cli.add_scram)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "gateway stopped");

@@ -49,29 +49,88 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Parses the PLAINTEXT entry of `advertised.listeners` (`PLAINTEXT://host:port`).
-fn advertised_from_config(cfg: &Config) -> Option<Advertised> {
-    let v = cfg.get("advertised.listeners")?;
-    v.split(',').find_map(|l| {
-        let rest = l.trim().split_once("://")?.1;
-        let (host, port) = rest.rsplit_once(':')?;
-        Some(Advertised {
-            host: host.to_string(),
-            port: port.parse().ok()?,
-        })
-    })
+/// First-start SCRAM credentials (`--add-scram`): stored once, so a restart with the same
+/// flags neither changes nor resets a password changed since.
+async fn bootstrap_scram(broker: &Broker, values: &[String]) -> anyhow::Result<()> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    let mut creds = Vec::new();
+    for v in values {
+        creds.push(crate::auth::parse_add_scram(v)?);
+    }
+    let marker = broker
+        .store
+        .data_dir()
+        .join("meta")
+        .join("scram-bootstrapped");
+    if marker.exists() {
+        return Ok(());
+    }
+    let change = crate::auth::state::SecurityChange::BootstrapScram(creds);
+    crate::auth::audit_change(
+        "bootstrap",
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        &change,
+    );
+    broker
+        .change_security(change)
+        .await
+        .context("storing --add-scram credentials")?;
+    std::fs::write(&marker, b"")?;
+    Ok(())
 }
 
 /// Runs the server until a shutdown signal.
-pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
+pub(crate) async fn run(cfg: Config, cli_scram: Vec<String>) -> anyhow::Result<()> {
     let data_dir = cfg.data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let metrics = crate::metrics_http::install()?;
 
-    let kafka_listener = TcpListener::bind(cfg.addr("kafka.listen")?)
-        .await
-        .context("binding the Kafka listener")?;
+    let host = hostname();
+    let mut kafka_listeners = Vec::new();
+    for spec in crate::auth::listeners::kafka_listeners(&cfg)? {
+        let tcp = TcpListener::bind(spec.bind).await.with_context(|| {
+            format!("binding the Kafka listener {} on {}", spec.name, spec.bind)
+        })?;
+        let local = tcp.local_addr()?;
+        let l = crate::kafka::session::KafkaListener::build(&cfg, spec, local, &host)
+            .context("configuring a Kafka listener")?;
+        kafka_listeners.push((Arc::new(l), tcp));
+    }
+    crate::auth::tls::spawn_reloader();
+    // The inter-broker listener: what other nodes connect to (replica fetches).
+    let inter_broker = match cfg
+        .get("inter.broker.listener.name")
+        .filter(|s| !s.trim().is_empty())
+    {
+        Some(n) => kafka_listeners
+            .iter()
+            .find(|(l, _)| l.name.eq_ignore_ascii_case(n.trim()))
+            .map(|(l, _)| l.clone())
+            .with_context(|| format!("inter.broker.listener.name={n} is not in listeners"))?,
+        None => kafka_listeners
+            .first()
+            .map(|(l, _)| l.clone())
+            .context("no Kafka listener")?,
+    };
+    let clustered = cfg
+        .get("controller.quorum.voters")
+        .is_some_and(|v| !v.trim().is_empty());
+    if clustered && inter_broker.protocol.sasl() {
+        anyhow::bail!(
+            "inter-broker listener {} uses SASL: nodes authenticate to each other with TLS certificates (cluster.ssl.*), use a PLAINTEXT or SSL listener",
+            inter_broker.name
+        );
+    }
+    // The ready line's `kafka=` field: the first PLAINTEXT listener, else the first one.
+    let kafka_addr = kafka_listeners
+        .iter()
+        .find(|(l, _)| l.protocol == crate::auth::listeners::SecurityProtocol::Plaintext)
+        .or_else(|| kafka_listeners.first())
+        .map(|(l, _)| l.local)
+        .context("no Kafka listener")?;
     let namesrv_listener = TcpListener::bind(cfg.addr("rocketmq.namesrv.listen")?)
         .await
         .context("binding the RocketMQ name-server listener")?;
@@ -81,7 +140,6 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
     let metrics_listener = TcpListener::bind(cfg.addr("metrics.listen")?)
         .await
         .context("binding the metrics listener")?;
-    let kafka_addr = kafka_listener.local_addr()?;
 
     let dynamic = DynamicConfig::open(data_dir.join("meta").join("broker-dynamic.json"));
     let mut log_defaults = cfg.broker_log_defaults();
@@ -97,14 +155,10 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
         "storage recovered"
     );
 
-    let advertised = advertised_from_config(&cfg).unwrap_or_else(|| Advertised {
-        host: if kafka_addr.ip().is_unspecified() {
-            hostname()
-        } else {
-            kafka_addr.ip().to_string()
-        },
-        port: kafka_addr.port() as i32,
-    });
+    let advertised = Advertised {
+        host: inter_broker.advertised.0.clone(),
+        port: inter_broker.advertised.1,
+    };
     let namesrv_addr = namesrv_listener.local_addr()?;
     let rmq_broker_addr = broker_listener.local_addr()?;
     let rmq_advertised = match cfg
@@ -147,6 +201,7 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
         None => rmq_advertised,
     };
 
+    let security = crate::auth::Security::open(&cfg, clustered)?;
     let cluster = match cfg
         .get("controller.quorum.voters")
         .filter(|v| !v.trim().is_empty())
@@ -186,8 +241,21 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
                     .get("broker.rack")
                     .filter(|r| !r.is_empty())
                     .map(str::to_string),
+                listeners: kafka_listeners
+                    .iter()
+                    .map(|(l, _)| (l.name.clone(), l.advertised.clone()))
+                    .collect(),
             };
-            Some(crate::cluster::Cluster::start(&cfg, store.clone(), info, listener).await?)
+            Some(
+                crate::cluster::Cluster::start(
+                    &cfg,
+                    store.clone(),
+                    info,
+                    listener,
+                    security.clone(),
+                )
+                .await?,
+            )
         }
     };
     let groups = GroupCoordinator::new(
@@ -227,9 +295,35 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
         store: store.clone(),
         config: cfg.clone(),
         cluster: cluster.clone(),
+        security: security.clone(),
+        connections: crate::connections::Connections::new(&cfg)?,
+        cluster_trust: match cfg
+            .get("cluster.ssl.truststore.location")
+            .filter(|s| !s.trim().is_empty())
+        {
+            Some(p) => Some(crate::auth::tls::ClusterTrust::load(std::path::Path::new(
+                p,
+            ))?),
+            None => None,
+        },
+        listeners: kafka_listeners.iter().map(|(l, _)| l.clone()).collect(),
+        quotas: crate::auth::quota::Quotas::new(
+            Duration::from_secs(cfg.int("quota.window.size.seconds")?.max(1) as u64),
+            cfg.int("quota.window.num")?.max(2) as u64,
+        ),
     });
+    bootstrap_scram(&broker, &cli_scram).await?;
 
-    tokio::spawn(crate::kafka::serve(broker.clone(), kafka_listener));
+    let mut listener_fields = Vec::new();
+    for (l, tcp) in kafka_listeners {
+        listener_fields.push(format!(
+            "listener.{}={}://{}",
+            l.name,
+            l.protocol.name(),
+            l.local
+        ));
+        tokio::spawn(crate::kafka::listener::serve(broker.clone(), l, tcp));
+    }
     crate::rocketmq::start(
         broker.clone(),
         rmq_advertised,
@@ -265,15 +359,17 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
         });
     }
 
-    // Tests and scripts read this line to learn the bound ports.
+    // Tests and scripts read this line to learn the bound ports; every Kafka listener is
+    // named with its security protocol (`listener.NAME=PROTOCOL://host:port`).
+    let listeners = listener_fields.join(" ");
     if let Some(c) = &cluster {
         println!(
-            "gateway ready kafka={kafka_addr} namesrv={namesrv_addr} broker={rmq_broker_addr} metrics={metrics_addr} node={} controller={}",
+            "gateway ready kafka={kafka_addr} namesrv={namesrv_addr} broker={rmq_broker_addr} metrics={metrics_addr} node={} controller={} {listeners}",
             c.node_id, c.info.controller_addr
         );
     } else {
         println!(
-            "gateway ready kafka={kafka_addr} namesrv={namesrv_addr} broker={rmq_broker_addr} metrics={metrics_addr}"
+            "gateway ready kafka={kafka_addr} namesrv={namesrv_addr} broker={rmq_broker_addr} metrics={metrics_addr} {listeners}"
         );
     }
     tracing::info!(kafka = %kafka_addr, metrics = %metrics_addr, node_id = broker.node_id, "gateway ready");

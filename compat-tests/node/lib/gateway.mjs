@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto'
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const READY_TIMEOUT_MS = 30_000
 const STOP_TIMEOUT_MS = 30_000
-const READY_RE = /^gateway ready kafka=(\S+) namesrv=(\S+) broker=(\S+) metrics=(\S+)\s*$/
+const READY_RE = /^gateway ready kafka=(\S+) namesrv=(\S+) broker=(\S+) metrics=(\S+)(\s.*)?$/
 
 export function gatewayBinary () {
   return process.env.GATEWAY_BIN || path.join(REPO_ROOT, 'target', 'debug', 'gateway')

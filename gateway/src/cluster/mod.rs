@@ -86,6 +86,8 @@ pub(crate) struct Cluster {
     caught_up: std::sync::atomic::AtomicBool,
     /// Connection to the controller for forwarded writes and heartbeats.
     leader_client: tokio::sync::Mutex<Option<(NodeId, RpcClient)>>,
+    /// Takes the applied security metadata.
+    security: Arc<crate::auth::Security>,
 }
 
 impl Cluster {
@@ -95,6 +97,7 @@ impl Cluster {
         store: Arc<Store>,
         info: NodeInfo,
         listener: TcpListener,
+        security: Arc<crate::auth::Security>,
     ) -> anyhow::Result<Arc<Self>> {
         let voters = parse_voters(cfg.get("controller.quorum.voters").unwrap_or(""))?;
         let node_id = info.id;
@@ -151,6 +154,7 @@ impl Cluster {
             reconcile_lock: tokio::sync::Mutex::new(()),
             caught_up: std::sync::atomic::AtomicBool::new(false),
             leader_client: tokio::sync::Mutex::new(None),
+            security,
         });
         tokio::spawn(rpc::serve(cluster.clone(), listener));
         let is_voter = voters.contains_key(&(node_id as NodeId));
@@ -579,6 +583,7 @@ impl Cluster {
     pub(crate) async fn reconcile(&self) {
         let _g = self.reconcile_lock.lock().await;
         let state = self.state();
+        self.security.install(&state.security);
         let store = self.store.clone();
         let st = state.clone();
         let res = tokio::task::spawn_blocking(move || -> storage::Result<()> {

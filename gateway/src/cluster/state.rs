@@ -28,6 +28,22 @@ pub(crate) struct NodeInfo {
     /// Controller (Raft and internal RPC) endpoint (`host:port`).
     pub(crate) controller_addr: String,
     pub(crate) rack: Option<String>,
+    /// Advertised endpoint of every Kafka listener by name (Metadata answers with the
+    /// endpoints of the listener a request came in on). `host`/`kafka_port` are the
+    /// inter-broker listener's.
+    #[serde(default)]
+    pub(crate) listeners: BTreeMap<String, (String, i32)>,
+}
+
+impl NodeInfo {
+    /// The node's endpoint on a listener; `None` if it has no listener of that name (a node
+    /// registered before listeners were recorded answers on its one endpoint).
+    pub(crate) fn endpoint(&self, listener: &str) -> Option<(String, i32)> {
+        if self.listeners.is_empty() {
+            return Some((self.host.clone(), self.kafka_port));
+        }
+        self.listeners.get(listener).cloned()
+    }
 }
 
 /// A node and whether it may lead partitions.
@@ -151,6 +167,9 @@ pub(crate) struct ClusterState {
     pub(crate) topics: BTreeMap<String, TopicState>,
     /// Rotates the first replica of new topics so leadership spreads.
     pub(crate) next_start: u32,
+    /// ACLs, SCRAM credentials and quotas.
+    #[serde(default)]
+    pub(crate) security: crate::auth::state::SecurityState,
 }
 
 /// A change to the metadata.
@@ -223,6 +242,8 @@ pub(crate) enum Command {
         group: String,
         partitions: Option<Vec<(String, i32)>>,
     },
+    /// ACLs, credentials or quotas changed.
+    Security(crate::auth::state::SecurityChange),
     /// A leader reports a new ISR (shrink or expand), fenced by its epochs.
     AlterIsr {
         topic: String,
@@ -419,6 +440,10 @@ impl ClusterState {
     /// Applies one command.
     pub(crate) fn apply(&mut self, cmd: Command) -> Outcome {
         match cmd {
+            Command::Security(change) => {
+                self.security.apply(change);
+                Outcome::Ok
+            }
             Command::RegisterNode(info) => {
                 let id = info.id;
                 self.nodes.insert(
@@ -815,6 +840,7 @@ mod tests {
             rocketmq_standby_addr: format!("127.0.0.1:{}", 12000 + id),
             controller_addr: format!("127.0.0.1:{}", 11000 + id),
             rack: Some(rack.into()),
+            listeners: BTreeMap::new(),
         })
     }
 

@@ -17,6 +17,31 @@ pub(crate) async fn handle(
 ) -> AlterPartitionReassignmentsResponse {
     let mut resp = AlterPartitionReassignmentsResponse::default();
     resp.allow_replication_factor_change = req.allow_replication_factor_change;
+    if !ctx.allowed_on_cluster(crate::auth::acl::Operation::Alter) {
+        let code = ResponseError::ClusterAuthorizationFailed.code();
+        resp.error_code = code;
+        resp.error_message = Some(sb("Cluster authorization failed."));
+        resp.responses = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let mut tr = ReassignableTopicResponse::default();
+                tr.name = t.name;
+                tr.partitions = t
+                    .partitions
+                    .into_iter()
+                    .map(|p| {
+                        let mut pr = ReassignablePartitionResponse::default();
+                        pr.partition_index = p.partition_index;
+                        pr.error_code = code;
+                        pr
+                    })
+                    .collect();
+                tr
+            })
+            .collect();
+        return resp;
+    }
     let Some(cluster) = &ctx.broker.cluster else {
         resp.error_code = ResponseError::InvalidRequest.code();
         resp.error_message = Some(sb(

@@ -15,6 +15,15 @@ pub(crate) async fn handle(
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name.clone();
         let name = t.name.0.to_string();
+        if !ctx.allowed(
+            crate::auth::acl::Operation::Alter,
+            crate::auth::acl::ResourceType::Topic,
+            &name,
+        ) {
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            results.push(r);
+            continue;
+        }
         let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
             a.iter().any(|x| {
                 x.broker_ids.is_empty()

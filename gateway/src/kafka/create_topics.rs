@@ -2,6 +2,7 @@
 
 use super::topic_configs::topic_entries;
 use super::{sb, RequestContext};
+use crate::auth::acl::{Operation, ResourceType};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -15,10 +16,22 @@ pub(crate) async fn handle(
 ) -> CreateTopicsResponse {
     let broker = ctx.broker;
     let mut results = Vec::with_capacity(req.topics.len());
+    // CREATE on the cluster allows every topic; otherwise CREATE on each topic.
+    let cluster_create = ctx.permits(
+        Operation::Create,
+        ResourceType::Cluster,
+        crate::auth::acl::CLUSTER_NAME,
+    );
     for t in req.topics {
         let name = t.name.0.to_string();
         let mut r = CreatableTopicResult::default();
         r.name = t.name.clone();
+        if !cluster_create && !ctx.allowed(Operation::Create, ResourceType::Topic, &name) {
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            r.error_message = Some(sb("Authorization failed."));
+            results.push(r);
+            continue;
+        }
         let fail = |r: &mut CreatableTopicResult, e: ResponseError, msg: String| {
             tracing::info!(peer = %ctx.peer, topic = %name, error = ?e, %msg, "create topic refused");
             r.error_code = e.code();
@@ -78,11 +91,15 @@ pub(crate) async fn handle(
                 if ctx.version >= 7 && !req.validate_only {
                     r.topic_id = id;
                 }
-                if ctx.version >= 5 {
+                let describe_configs =
+                    ctx.permits(Operation::DescribeConfigs, ResourceType::Topic, &name);
+                if ctx.version >= 5 && !describe_configs {
+                    r.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+                } else if ctx.version >= 5 {
                     r.num_partitions = partitions;
                     r.replication_factor = rf;
                 }
-                if ctx.version >= 5 {
+                if ctx.version >= 5 && describe_configs {
                     r.configs = Some(
                         topic_entries(broker, &configs)
                             .into_iter()

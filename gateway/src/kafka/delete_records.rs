@@ -1,6 +1,7 @@
 //! DeleteRecords: moves partitions' log start offsets forward (-1 means the high watermark).
 
 use super::{errors, RequestContext};
+use crate::auth::acl::{Operation, ResourceType};
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -13,10 +14,17 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: DeleteRecordsRequest) -> Del
         let name = t.name.0.to_string();
         let mut tr = DeleteRecordsTopicResult::default();
         tr.name = t.name.clone();
+        let authorized = ctx.allowed(Operation::Delete, ResourceType::Topic, &name);
         for p in t.partitions {
             let mut pr = DeleteRecordsPartitionResult::default();
             pr.partition_index = p.partition_index;
             pr.low_watermark = -1;
+            if !authorized {
+                pr.error_code =
+                    kafka_protocol::error::ResponseError::TopicAuthorizationFailed.code();
+                tr.partitions.push(pr);
+                continue;
+            }
             match store
                 .partition(&name, p.partition_index)
                 .and_then(|log| log.delete_records_before(p.offset))

@@ -21,7 +21,14 @@ pub(crate) fn handle(
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name.clone();
         let name = res.resource_name.to_string();
+        let access = super::topic_configs::config_access(
+            ctx,
+            res.resource_type,
+            &name,
+            crate::auth::acl::Operation::DescribeConfigs,
+        );
         let entries = match res.resource_type {
+            _ if access.is_err() => access.map(|_| Vec::new()),
             RESOURCE_TOPIC => match broker.store.topic(&name) {
                 Some(t) => Ok(topic_entries(broker, &t.meta.configs)),
                 None => Err((

@@ -11,6 +11,14 @@ pub(crate) fn handle(
     req: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
     let store = &ctx.broker.store;
+    if !ctx.allowed_on_cluster(crate::auth::acl::Operation::Describe) {
+        let mut resp = DescribeLogDirsResponse::default();
+        if ctx.version >= 3 {
+            resp.error_code =
+                kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        }
+        return resp;
+    }
     let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.map(|ts| {
         ts.into_iter()
             .map(|t| (t.topic.0.to_string(), t.partitions))

@@ -29,6 +29,29 @@ pub(crate) async fn handle(
             .collect(),
     };
     let mut results = Vec::with_capacity(wanted.len());
+    if !ctx.allowed_on_cluster(crate::auth::acl::Operation::Alter) {
+        let code = ResponseError::ClusterAuthorizationFailed.code();
+        for (topic, partitions) in wanted {
+            let mut r = ReplicaElectionResult::default();
+            r.topic = super::topic_name(&topic);
+            r.partition_result = partitions
+                .into_iter()
+                .map(|p| {
+                    let mut pr = PartitionResult::default();
+                    pr.partition_id = p;
+                    pr.error_code = code;
+                    pr
+                })
+                .collect();
+            results.push(r);
+        }
+        let mut resp = ElectLeadersResponse::default();
+        if ctx.version >= 1 {
+            resp.error_code = code;
+        }
+        resp.replica_election_results = results;
+        return resp;
+    }
     for (topic, partitions) in wanted {
         let mut r = ReplicaElectionResult::default();
         r.topic = super::topic_name(&topic);

@@ -3,11 +3,15 @@
 
 use super::fetch_session::{Requested, SessionPartition};
 use super::{errors, topic_name, RequestContext};
+use crate::auth::acl::{Operation, ResourceType};
+use crate::auth::quota::Kind;
 use crate::cluster::replica::Refusal;
 use codecs::kafka::batch::BatchIter;
 use futures::future::select_all;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use storage::StorageError;
 
@@ -50,6 +54,7 @@ struct Fetcher {
     replica: Option<i32>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn read_partition(
     ctx: &RequestContext<'_>,
     p: &SessionPartition,
@@ -58,6 +63,7 @@ fn read_partition(
     read_committed: bool,
     fetcher: Fetcher,
     leader_epoch: i32,
+    authorized: bool,
 ) -> Read {
     let mut d = PartitionData::default();
     d.partition_index = p.partition;
@@ -65,6 +71,10 @@ fn read_partition(
     d.last_stable_offset = -1;
     d.log_start_offset = -1;
     d.aborted_transactions = read_committed.then(Vec::new);
+    if !authorized {
+        d.error_code = ResponseError::TopicAuthorizationFailed.code();
+        return Read { data: d, bytes: 0 };
+    }
     let log = match ctx.broker.store.partition(&p.topic, p.partition) {
         Ok(l) => l,
         Err(e) => {
@@ -147,12 +157,49 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> Fetch
     let fetcher = Fetcher {
         replica: (replica_id >= 0).then_some(replica_id),
     };
+    // A follower must be a node (its certificate chains to the cluster's trust store when
+    // cluster TLS is on) and hold CLUSTER_ACTION; a consumer needs READ on each topic.
+    let follower_ok = fetcher.replica.is_none()
+        || (ctx.session.cluster_peer && ctx.allowed_on_cluster(Operation::ClusterAction));
+    if !follower_ok {
+        tracing::warn!(target: "audit", peer = %ctx.peer, principal = %ctx.session.principal, replica = replica_id, "fetch as a replica refused: not a cluster node");
+    }
+    let user = crate::auth::principal::name_of(&ctx.session.principal);
+    if fetcher.replica.is_none() {
+        let snap = ctx.broker.security.snapshot();
+        let ms = ctx
+            .broker
+            .quotas
+            .over(&snap.state, Kind::Fetch, user, ctx.client_id());
+        if ms > 0 {
+            // Over its fetch quota: an empty answer, and the connection muted meanwhile.
+            ctx.throttle(ms);
+            let mut resp = FetchResponse::default();
+            resp.throttle_time_ms = ms;
+            resp.session_id = if ctx.version >= 7 { req.session_id } else { 0 };
+            return resp;
+        }
+    }
+    let mut authorized: HashSet<String> = HashSet::new();
+    let mut refused: HashSet<String> = HashSet::new();
     let mut epochs: std::collections::HashMap<(String, i32), i32> =
         std::collections::HashMap::new();
 
     let mut requested = Vec::new();
     for t in &req.topics {
         let (name, id) = resolve_name(ctx, &t.topic, t.topic_id);
+        if !name.is_empty()
+            && follower_ok
+            && fetcher.replica.is_none()
+            && !authorized.contains(&name)
+            && !refused.contains(&name)
+        {
+            if ctx.allowed(Operation::Read, ResourceType::Topic, &name) {
+                authorized.insert(name.clone());
+            } else {
+                refused.insert(name.clone());
+            }
+        }
         for p in &t.partitions {
             // Leader epochs are only checked in a cluster; the single node skips the copies.
             if ctx.broker.cluster.is_some() && p.current_leader_epoch >= 0 {
@@ -225,7 +272,17 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> Fetch
                     .copied()
                     .unwrap_or(-1)
             };
-            let r = read_partition(ctx, p, budget, total == 0, read_committed, fetcher, epoch);
+            let ok = follower_ok && (fetcher.replica.is_some() || !refused.contains(&p.topic));
+            let r = read_partition(
+                ctx,
+                p,
+                budget,
+                total == 0,
+                read_committed,
+                fetcher,
+                epoch,
+                ok,
+            );
             budget = budget.saturating_sub(r.bytes);
             total += r.bytes;
             any_error |= r.data.error_code != 0;
@@ -242,6 +299,7 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> Fetch
         }
     };
 
+    let total_bytes: usize = reads.iter().map(|r| r.bytes).sum();
     let mut reported = Vec::new();
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
     for (p, r) in resolved.partitions.iter().zip(reads) {
@@ -293,5 +351,19 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> Fetch
     let mut resp = FetchResponse::default();
     resp.session_id = resolved.session_id;
     resp.responses = topics;
+    if fetcher.replica.is_none() && total_bytes > 0 {
+        let snap = ctx.broker.security.snapshot();
+        let ms = ctx.broker.quotas.record(
+            &snap.state,
+            Kind::Fetch,
+            user,
+            ctx.client_id(),
+            total_bytes as f64,
+        );
+        if ms > 0 {
+            ctx.throttle(ms);
+            resp.throttle_time_ms = ms;
+        }
+    }
     resp
 }

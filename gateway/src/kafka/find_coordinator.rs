@@ -2,6 +2,7 @@
 //! coordination is not implemented, so transactional ids get COORDINATOR_NOT_AVAILABLE.
 
 use super::{sb, RequestContext};
+use crate::auth::acl::{Operation, ResourceType};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -13,18 +14,31 @@ pub(crate) fn handle(
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let broker = ctx.broker;
-    let local = broker.advertised();
-    // In a cluster each group lives on one node chosen from its key.
+    let listener = &ctx.session.listener.name;
+    let local = broker.endpoint(listener);
+    // In a cluster each group lives on one node chosen from its key; its endpoint is the
+    // one of the listener this request came in on.
     let pick = |key: &str| -> (i32, String, i32) {
         match broker.cluster.as_ref().and_then(|c| c.coordinator_for(key)) {
-            Some(n) => (n.id, n.host, n.kafka_port),
-            None => (broker.node_id, local.host.clone(), local.port),
+            Some(n) => {
+                let (host, port) = n
+                    .endpoint(listener)
+                    .unwrap_or((n.host.clone(), n.kafka_port));
+                (n.id, host, port)
+            }
+            None => (broker.node_id, local.0.clone(), local.1),
         }
     };
-    let error = if req.key_type == KEY_GROUP {
-        None
-    } else {
-        Some(ResponseError::CoordinatorNotAvailable)
+    // DESCRIBE on the group (or transactional id) comes before anything else.
+    let error_for = |key: &str| -> Option<ResponseError> {
+        if req.key_type == KEY_GROUP {
+            (!ctx.allowed(Operation::Describe, ResourceType::Group, key))
+                .then_some(ResponseError::GroupAuthorizationFailed)
+        } else if !ctx.allowed(Operation::Describe, ResourceType::TransactionalId, key) {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else {
+            Some(ResponseError::CoordinatorNotAvailable)
+        }
     };
     let mut resp = FindCoordinatorResponse::default();
     if ctx.version >= 4 {
@@ -34,7 +48,7 @@ pub(crate) fn handle(
             .map(|k| {
                 let mut c = Coordinator::default();
                 c.key = k.clone();
-                match error {
+                match error_for(k.as_str()) {
                     None => {
                         let (id, host, port) = pick(k.as_str());
                         c.node_id = BrokerId(id);
@@ -51,7 +65,7 @@ pub(crate) fn handle(
             })
             .collect();
     } else {
-        match error {
+        match error_for(req.key.as_str()) {
             None => {
                 let (id, host, port) = pick(req.key.as_str());
                 resp.node_id = BrokerId(id);

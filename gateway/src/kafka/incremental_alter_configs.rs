@@ -20,6 +20,17 @@ pub(crate) async fn handle(
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name.clone();
+        if let Err((e, msg)) = super::topic_configs::config_access(
+            ctx,
+            res.resource_type,
+            &res.resource_name,
+            crate::auth::acl::Operation::AlterConfigs,
+        ) {
+            r.error_code = e.code();
+            r.error_message = Some(sb(&msg));
+            responses.push(r);
+            continue;
+        }
         let merged =
             current(ctx.broker, res.resource_type, &res.resource_name).and_then(|mut map| {
                 for c in &res.configs {

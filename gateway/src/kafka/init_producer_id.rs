@@ -2,6 +2,7 @@
 //! ids are refused until the transaction coordinator exists.
 
 use super::RequestContext;
+use crate::auth::acl::{Operation, ResourceType};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
@@ -12,8 +13,32 @@ pub(crate) fn handle(
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
-    if req.transactional_id.is_some() {
-        resp.error_code = ResponseError::CoordinatorNotAvailable.code();
+    if let Some(id) = &req.transactional_id {
+        resp.error_code = if ctx.allowed(Operation::Write, ResourceType::TransactionalId, id) {
+            ResponseError::CoordinatorNotAvailable.code()
+        } else {
+            ResponseError::TransactionalIdAuthorizationFailed.code()
+        };
+        return resp;
+    }
+    // An idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on some topic.
+    let who = ctx.who();
+    let security = &ctx.broker.security;
+    let allowed = security.permits(
+        &who,
+        Operation::IdempotentWrite,
+        ResourceType::Cluster,
+        crate::auth::acl::CLUSTER_NAME,
+    ) || security.permits_any(&who, Operation::Write, ResourceType::Topic);
+    if !allowed {
+        security.denied(
+            &who,
+            Operation::IdempotentWrite,
+            ResourceType::Cluster,
+            crate::auth::acl::CLUSTER_NAME,
+            "InitProducerId",
+        );
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return resp;
     }
     match ctx.broker.producer_ids.allocate() {

@@ -2,7 +2,9 @@
 //! first offset at or after a timestamp.
 
 use super::{errors, RequestContext};
+use crate::auth::acl::{Operation, ResourceType};
 use crate::cluster::replica::Refusal;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -21,12 +23,18 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListO
         let name = t.name.0.to_string();
         let mut rt = ListOffsetsTopicResponse::default();
         rt.name = t.name.clone();
+        let authorized = ctx.allowed(Operation::Describe, ResourceType::Topic, &name);
         for p in t.partitions {
             let mut rp = ListOffsetsPartitionResponse::default();
             rp.partition_index = p.partition_index;
             rp.timestamp = -1;
             rp.offset = -1;
             rp.leader_epoch = -1;
+            if !authorized {
+                rp.error_code = ResponseError::TopicAuthorizationFailed.code();
+                rt.partitions.push(rp);
+                continue;
+            }
             if let Some(c) = &ctx.broker.cluster {
                 let epoch = if ctx.version >= 4 {
                     p.current_leader_epoch

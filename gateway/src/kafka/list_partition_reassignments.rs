@@ -16,6 +16,11 @@ pub(crate) fn handle(
     req: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
     let mut resp = ListPartitionReassignmentsResponse::default();
+    if !ctx.allowed_on_cluster(crate::auth::acl::Operation::Describe) {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        resp.error_message = Some(sb("Cluster authorization failed."));
+        return resp;
+    }
     let Some(cluster) = &ctx.broker.cluster else {
         // One node: nothing can be moving.
         return resp;

@@ -2,6 +2,7 @@
 //! topics when `auto.create.topics.enable` and the client allow it.
 
 use super::{sb, topic_name, RequestContext};
+use crate::auth::acl::{Operation, ResourceType};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -98,14 +99,23 @@ fn missing(name: Option<&str>, id: uuid::Uuid, code: i16) -> MetadataResponseTop
     mt
 }
 
+/// The entry of a topic the principal may not describe: no partitions, no id (by name) or no
+/// name (by id), so nothing about it leaks.
+fn unauthorized(name: Option<&str>, id: uuid::Uuid) -> MetadataResponseTopic {
+    let mut mt = missing(name, id, ResponseError::TopicAuthorizationFailed.code());
+    mt.is_internal = false;
+    mt
+}
+
 pub(crate) async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataResponse {
     let broker = ctx.broker;
     let store = &broker.store;
-    let adv = broker.advertised();
+    let listener = &ctx.session.listener.name;
+    let (host, port) = broker.endpoint(listener);
     let mut b = MetadataResponseBroker::default();
     b.node_id = BrokerId(broker.node_id);
-    b.host = sb(&adv.host);
-    b.port = adv.port;
+    b.host = sb(&host);
+    b.port = port;
     if ctx.version >= 1 {
         b.rack = broker.rack.as_deref().map(sb);
     }
@@ -116,11 +126,20 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> Me
         _ => None,
     };
     let allow_create = broker.auto_create() && (ctx.version < 4 || req.allow_auto_topic_creation);
-    let topics = match wanted {
+    let describable = |name: &str, explicit: bool| {
+        if explicit {
+            ctx.allowed(Operation::Describe, ResourceType::Topic, name)
+        } else {
+            ctx.permits(Operation::Describe, ResourceType::Topic, name)
+        }
+    };
+    let topics: Vec<MetadataResponseTopic> = match wanted {
+        // Topics the principal may not describe are left out of an all-topics answer.
         None => store
             .topics()
             .iter()
             .filter(|t| !t.meta.internal)
+            .filter(|t| describable(&t.meta.name, false))
             .map(|t| describe(ctx, t))
             .collect(),
         Some(list) => {
@@ -135,10 +154,33 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> Me
                     Some(n) => store.topic(n),
                     None => store.topic_by_id(rt.topic_id),
                 };
+                // DESCRIBE is checked before existence, so names cannot be probed.
+                let authorized = match (&found, &name) {
+                    (_, Some(n)) => describable(n, true),
+                    (Some(t), None) => describable(&t.meta.name, true),
+                    (None, None) => true,
+                };
                 let entry = match (found, name) {
+                    (_, Some(n)) if !authorized => unauthorized(Some(&n), uuid::Uuid::nil()),
+                    (Some(_), None) if !authorized => unauthorized(None, rt.topic_id),
                     (Some(t), _) => describe(ctx, &t),
                     (None, None) => {
                         missing(None, rt.topic_id, ResponseError::UnknownTopicId.code())
+                    }
+                    (None, Some(n))
+                        if allow_create
+                            && !ctx.permits(
+                                Operation::Create,
+                                ResourceType::Cluster,
+                                crate::auth::acl::CLUSTER_NAME,
+                            )
+                            && !ctx.allowed(Operation::Create, ResourceType::Topic, &n) =>
+                    {
+                        missing(
+                            Some(&n),
+                            uuid::Uuid::nil(),
+                            ResponseError::TopicAuthorizationFailed.code(),
+                        )
                     }
                     (None, Some(n)) if allow_create => {
                         let parts = broker.default_partitions();
@@ -169,22 +211,37 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> Me
         }
     };
 
+    let mut topics = topics;
+    if ctx.version >= 8 && req.include_topic_authorized_operations {
+        let who = ctx.who();
+        for t in topics
+            .iter_mut()
+            .filter(|t| t.error_code != ResponseError::TopicAuthorizationFailed.code())
+        {
+            if let Some(n) = &t.name {
+                t.topic_authorized_operations =
+                    broker.security.operations(&who, ResourceType::Topic, n);
+            }
+        }
+    }
     let mut resp = MetadataResponse::default();
     resp.brokers = vec![b];
     resp.controller_id = BrokerId(broker.node_id);
     if let Some(c) = &broker.cluster {
+        // Endpoints of the listener the request came in on; nodes without it are left out.
         resp.brokers = c
             .live_nodes()
             .into_iter()
-            .map(|n| {
+            .filter_map(|n| {
+                let (host, port) = n.endpoint(listener)?;
                 let mut b = MetadataResponseBroker::default();
                 b.node_id = BrokerId(n.id);
-                b.host = sb(&n.host);
-                b.port = n.kafka_port;
+                b.host = sb(&host);
+                b.port = port;
                 if ctx.version >= 1 {
                     b.rack = n.rack.as_deref().map(sb);
                 }
-                b
+                Some(b)
             })
             .collect();
         resp.controller_id = BrokerId(c.controller_id().unwrap_or(-1));
@@ -194,5 +251,20 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> Me
     }
     resp.topics = topics;
     resp.cluster_authorized_operations = NO_AUTHORIZED_OPS;
+    if (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = if ctx.permits(
+            Operation::Describe,
+            ResourceType::Cluster,
+            crate::auth::acl::CLUSTER_NAME,
+        ) {
+            broker.security.operations(
+                &ctx.who(),
+                ResourceType::Cluster,
+                crate::auth::acl::CLUSTER_NAME,
+            )
+        } else {
+            0
+        };
+    }
     resp
 }

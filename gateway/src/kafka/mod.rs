@@ -2,18 +2,25 @@
 //! (Kafka's per-connection ordering guarantee) while reading and writing run independently,
 //! and one thin handler per API key.
 
+mod alter_client_quotas;
 mod alter_configs;
 mod alter_partition_reassignments;
+mod alter_user_scram_credentials;
 mod api_versions;
 #[cfg(test)]
 mod capture_tests;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
+mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
 mod describe_log_dirs;
+mod describe_user_scram_credentials;
 mod elect_leaders;
 mod errors;
 mod fetch;
@@ -24,6 +31,7 @@ mod incremental_alter_configs;
 mod init_producer_id;
 mod list_offsets;
 mod list_partition_reassignments;
+pub(crate) mod listener;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -31,18 +39,23 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod partition_metrics;
 mod produce;
+mod sasl_authenticate;
+mod sasl_handshake;
+pub(crate) mod session;
 mod topic_configs;
 
+use crate::auth::acl::{Operation, ResourceType};
+use crate::auth::{Protocol, Who};
 use crate::broker::Broker;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use codecs::kafka::frame::{self, FrameError};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use kafka_protocol::protocol::{Encodable, HeaderVersion, Message};
+use session::Session;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 pub(crate) use api_versions::supported_versions;
@@ -69,12 +82,83 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) header: &'a RequestHeader,
     pub(crate) version: i16,
     pub(crate) peer: SocketAddr,
+    pub(crate) session: &'a Session,
+    /// Quota throttle of this request (ms): set in the response, and the connection stops
+    /// reading for that long after answering (KIP-219).
+    pub(crate) throttle_ms: std::sync::atomic::AtomicI32,
 }
 
-impl RequestContext<'_> {
+impl<'a> RequestContext<'a> {
+    fn new(
+        broker: &'a Arc<Broker>,
+        header: &'a RequestHeader,
+        version: i16,
+        session: &'a Session,
+    ) -> Self {
+        Self {
+            broker,
+            header,
+            version,
+            peer: session.peer,
+            session,
+            throttle_ms: Default::default(),
+        }
+    }
+
     /// The client id of the request, or "".
     pub(crate) fn client_id(&self) -> &str {
         self.header.client_id.as_deref().unwrap_or("")
+    }
+
+    /// The connection's principal and address.
+    pub(crate) fn who(&self) -> Who<'_> {
+        Who {
+            principal: &self.session.principal,
+            peer: self.peer,
+            protocol: Protocol::Kafka,
+        }
+    }
+
+    /// Whether the principal may do `op` on the resource; a denial is audited.
+    pub(crate) fn allowed(&self, op: Operation, t: ResourceType, name: &str) -> bool {
+        let api = ApiKey::try_from(self.header.request_api_key)
+            .map(api_name)
+            .unwrap_or("Other");
+        self.broker.security.check(&self.who(), op, t, name, api)
+    }
+
+    /// As [`Self::allowed`] without auditing a denial (filtering lists, as Kafka does).
+    pub(crate) fn permits(&self, op: Operation, t: ResourceType, name: &str) -> bool {
+        self.broker.security.permits(&self.who(), op, t, name)
+    }
+
+    /// Records a quota throttle for this request (the largest one counts).
+    pub(crate) fn throttle(&self, ms: i32) {
+        self.throttle_ms
+            .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Why an ACL request (`api`, needing `op` on the cluster) is refused, if it is: no
+    /// authorizer (SECURITY_DISABLED) or no permission (CLUSTER_AUTHORIZATION_FAILED).
+    pub(crate) fn acl_admin_refusal(&self, op: Operation, api: &str) -> Option<(i16, String)> {
+        use kafka_protocol::error::ResponseError;
+        if !self.broker.security.authorizer {
+            return Some((
+                ResponseError::SecurityDisabled.code(),
+                "No Authorizer is configured.".into(),
+            ));
+        }
+        (!self.allowed_on_cluster(op)).then(|| {
+            (
+                ResponseError::ClusterAuthorizationFailed.code(),
+                format!("Request {api} is not authorized."),
+            )
+        })
+    }
+
+    /// Whether the principal may do `op` on the cluster; a denial is audited.
+    pub(crate) fn allowed_on_cluster(&self, op: Operation) -> bool {
+        self.allowed(op, ResourceType::Cluster, crate::auth::acl::CLUSTER_NAME)
     }
 }
 
@@ -99,38 +183,27 @@ pub(crate) enum ConnError {
         version: i16,
         why: String,
     },
+    #[error("{api:?} refused: {why}")]
+    Unauthenticated { api: ApiKey, why: &'static str },
+    #[error("request of {size} bytes exceeds queued.max.request.bytes={total}")]
+    RequestMemory { size: usize, total: usize },
+    #[error("no authentication within {0:?}")]
+    AuthTimeout(std::time::Duration),
 }
 
-/// Accepts Kafka connections until the listener fails.
-pub(crate) async fn serve(broker: Arc<Broker>, listener: TcpListener) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let broker = broker.clone();
-                tokio::spawn(async move {
-                    metrics::gauge!("kafka_connections").increment(1.0);
-                    metrics::counter!("kafka_connections_accepted_total").increment(1);
-                    if let Err(e) = connection(broker, stream, peer).await {
-                        tracing::warn!(%peer, error = %e, "closing Kafka connection");
-                    }
-                    metrics::gauge!("kafka_connections").decrement(1.0);
-                });
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "Kafka accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-async fn connection(
+/// Serves one accepted connection: requests are read and handled in order on this task,
+/// answers are written by a second one.
+pub(crate) async fn connection<R, W>(
     broker: Arc<Broker>,
-    stream: TcpStream,
-    peer: SocketAddr,
-) -> Result<(), ConnError> {
-    let _ = stream.set_nodelay(true);
-    let (rd, mut wr) = stream.into_split();
+    rd: R,
+    mut wr: W,
+    mut session: Session,
+) -> Result<(), ConnError>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = session.peer;
     let mut rd = tokio::io::BufReader::with_capacity(crate::net::READ_BUFFER, rd);
     let max = broker.limits.max_request_bytes;
     // Responses go to a writer task in request order. Requests are processed one after
@@ -185,17 +258,46 @@ async fn connection(
                 },
             };
         }
+        let _ = wr.flush().await;
         let _ = wr.shutdown().await;
     });
     let result = async {
         loop {
             let mut prefix = [0u8; 4];
-            match rd.read_exact(&mut prefix).await {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(_) => return Ok(()),
+            let read = match session.authn_deadline {
+                // Until it authenticates, a connection has a deadline.
+                Some(deadline) => {
+                    match tokio::time::timeout_at(deadline.into(), rd.read_exact(&mut prefix))
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(_) => {
+                            metrics::counter!("sasl_authentications_total", "listener" => session.listener.name.clone(), "mechanism" => "none", "result" => "timeout").increment(1);
+                            return Err(ConnError::AuthTimeout(session.listener.authn_timeout));
+                        }
+                    }
+                }
+                None => rd.read_exact(&mut prefix).await,
+            };
+            if read.is_err() {
+                return Ok(());
             }
-            let size = frame::frame_size(prefix, max)?;
+            if crate::auth::tls::looks_like_tls(&prefix) {
+                tracing::warn!(%peer, listener = %session.listener.name, "TLS handshake on a plaintext Kafka listener; closing");
+                metrics::counter!("tls_handshake_failures_total", "listener" => session.listener.name.clone(), "reason" => "tls_on_plaintext").increment(1);
+                return Ok(());
+            }
+            let limit = if session.authenticated() {
+                max
+            } else {
+                max.min(crate::auth::sasl::MAX_TOKEN)
+            };
+            let size = frame::frame_size(prefix, limit)?;
+            // queued.max.request.bytes: the body waits for memory, held until it is handled.
+            let _memory = match broker.connections.request_memory(size).await {
+                Ok(permit) => permit,
+                Err(total) => return Err(ConnError::RequestMemory { size, total }),
+            };
             // Grow the buffer as bytes arrive rather than trusting the claimed size up front,
             // so a client announcing 100 MiB and sending nothing costs nothing.
             let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK));
@@ -208,7 +310,7 @@ async fn connection(
                 }
             }
             let started = Instant::now();
-            let response = handle_frame(&broker, buf.freeze(), peer).await?;
+            let response = handle_frame(&broker, &mut session, buf.freeze()).await?;
             let api = response.api_name;
             metrics::counter!("kafka_requests_total", "api" => api).increment(1);
             let reply = match response.answer {
@@ -228,6 +330,15 @@ async fn connection(
                 if tx.send(r).await.is_err() {
                     return Ok(());
                 }
+            }
+            if response.close {
+                return Ok(());
+            }
+            if response.throttle_ms > 0 {
+                // KIP-219: the answer is on its way; the channel stays muted meanwhile.
+                metrics::counter!("kafka_throttled_requests_total", "api" => api).increment(1);
+                tokio::time::sleep(std::time::Duration::from_millis(response.throttle_ms as u64))
+                    .await;
             }
         }
     }
@@ -259,19 +370,52 @@ enum Answer {
 struct Handled {
     api_name: &'static str,
     answer: Answer,
+    /// Close the connection once the answer is written (failed authentication).
+    close: bool,
+    /// Quota throttle: the connection reads nothing more for this long (ms).
+    throttle_ms: i32,
 }
 
 fn api_name(api: ApiKey) -> &'static str {
     api_versions::name(api)
 }
 
+/// A raw SASL token (after a v0 handshake) answered with a raw, size-prefixed token; a
+/// failure closes the connection without an answer, as Kafka does.
+fn raw_token(broker: &Broker, session: &mut Session, frame: &[u8]) -> Handled {
+    let r = sasl_authenticate::step(session, &broker.security, frame);
+    if r.error.is_some() {
+        return Handled {
+            api_name: "SaslAuthenticate",
+            answer: Answer::Now(None),
+            close: true,
+            throttle_ms: 0,
+        };
+    }
+    let mut b = BytesMut::with_capacity(4 + r.token.len());
+    b.put_i32(r.token.len() as i32);
+    b.extend_from_slice(&r.token);
+    Handled {
+        api_name: "SaslAuthenticate",
+        answer: Answer::Now(Some(b.freeze())),
+        close: false,
+        throttle_ms: 0,
+    }
+}
+
 async fn handle_frame(
     broker: &Arc<Broker>,
+    session: &mut Session,
     mut frame: Bytes,
-    peer: SocketAddr,
 ) -> Result<Handled, ConnError> {
+    if session.expects_raw_token() {
+        return Ok(raw_token(broker, session, &frame));
+    }
     let ids = frame::peek_ids(&frame)?;
     let api = ApiKey::try_from(ids.api_key).map_err(|_| ConnError::UnknownApiKey(ids.api_key))?;
+    if let Some(why) = session.refuse(api) {
+        return Err(ConnError::Unauthenticated { api, why });
+    }
     let Some((min, max)) = supported_versions(api) else {
         return Err(ConnError::UnknownApiKey(ids.api_key));
     };
@@ -290,6 +434,8 @@ async fn handle_frame(
             return Ok(Handled {
                 api_name: api_name(api),
                 answer: Answer::Now(Some(bytes)),
+                close: false,
+                throttle_ms: 0,
             });
         }
         metrics::counter!("kafka_request_errors_total", "api" => api_name(api), "error" => "UNSUPPORTED_VERSION").increment(1);
@@ -301,15 +447,13 @@ async fn handle_frame(
     let header = frame::decode_header(api, &mut frame)?;
     let version = ids.api_version;
     if api == ApiKey::Produce && version < produce::FIRST_MODERN_VERSION {
-        let ctx = RequestContext {
-            broker,
-            header: &header,
-            version,
-            peer,
-        };
+        let ctx = RequestContext::new(broker, &header, version, session);
+        let answer = Answer::Now(produce::handle_legacy(&ctx, frame).await?);
         return Ok(Handled {
             api_name: api_name(api),
-            answer: Answer::Now(produce::handle_legacy(&ctx, frame).await?),
+            answer,
+            close: false,
+            throttle_ms: ctx.throttle_ms.into_inner(),
         });
     }
     let malformed = |e: anyhow::Error| ConnError::Malformed {
@@ -318,16 +462,48 @@ async fn handle_frame(
         why: e.to_string(),
     };
     let request = RequestKind::decode(api, &mut frame, version).map_err(malformed)?;
-    let ctx = RequestContext {
-        broker,
-        header: &header,
-        version,
-        peer,
+    // The SASL requests change the connection's state; everything else only reads it.
+    let (request, close) = match request {
+        RequestKind::SaslHandshake(r) => {
+            let (resp, close) = sasl_handshake::handle(session, r, version);
+            (Err(encode_with(&header, version, api, &resp)?), close)
+        }
+        RequestKind::SaslAuthenticate(r) => {
+            let (resp, close) = sasl_authenticate::handle(session, &broker.security, r, version);
+            (Err(encode_with(&header, version, api, &resp)?), close)
+        }
+        other => (Ok(other), false),
+    };
+    let (answer, throttle_ms) = match request {
+        Err(bytes) => (Answer::Now(bytes), 0),
+        Ok(request) => {
+            let ctx = RequestContext::new(broker, &header, version, session);
+            let answer = dispatch(&ctx, request).await?;
+            (answer, ctx.throttle_ms.into_inner())
+        }
     };
     Ok(Handled {
         api_name: api_name(api),
-        answer: dispatch(&ctx, request).await?,
+        answer,
+        close,
+        throttle_ms,
     })
+}
+
+fn encode_with<R: Encodable + HeaderVersion + Message>(
+    header: &RequestHeader,
+    version: i16,
+    api: ApiKey,
+    body: &R,
+) -> Result<Option<Bytes>, ConnError> {
+    frame::encode_response(
+        header.correlation_id,
+        R::header_version(version),
+        body,
+        version,
+    )
+    .map(Some)
+    .map_err(|why| ConnError::Encode { api, version, why })
 }
 
 fn encode<R: Encodable + HeaderVersion + Message>(
@@ -335,14 +511,7 @@ fn encode<R: Encodable + HeaderVersion + Message>(
     api: ApiKey,
     body: &R,
 ) -> Result<Option<Bytes>, ConnError> {
-    let header_version = R::header_version(ctx.version);
-    frame::encode_response(ctx.header.correlation_id, header_version, body, ctx.version)
-        .map(Some)
-        .map_err(|why| ConnError::Encode {
-            api,
-            version: ctx.version,
-            why,
-        })
+    encode_with(ctx.header, ctx.version, api, body)
 }
 
 /// A produce is appended now, in request order, and acknowledged later, when its data is
@@ -459,6 +628,29 @@ async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Result<Answ
                 group::describe_groups::handle(ctx, r)
             )
         }
+        RequestKind::CreateAcls(r) => {
+            reply!(ApiKey::CreateAcls, create_acls::handle(ctx, r).await)
+        }
+        RequestKind::DescribeAcls(r) => reply!(ApiKey::DescribeAcls, describe_acls::handle(ctx, r)),
+        RequestKind::DeleteAcls(r) => {
+            reply!(ApiKey::DeleteAcls, delete_acls::handle(ctx, r).await)
+        }
+        RequestKind::DescribeUserScramCredentials(r) => reply!(
+            ApiKey::DescribeUserScramCredentials,
+            describe_user_scram_credentials::handle(ctx, r)
+        ),
+        RequestKind::AlterUserScramCredentials(r) => reply!(
+            ApiKey::AlterUserScramCredentials,
+            alter_user_scram_credentials::handle(ctx, r).await
+        ),
+        RequestKind::DescribeClientQuotas(r) => reply!(
+            ApiKey::DescribeClientQuotas,
+            describe_client_quotas::handle(ctx, r)
+        ),
+        RequestKind::AlterClientQuotas(r) => reply!(
+            ApiKey::AlterClientQuotas,
+            alter_client_quotas::handle(ctx, r).await
+        ),
         RequestKind::DeleteGroups(r) => {
             reply!(
                 ApiKey::DeleteGroups,

@@ -2,6 +2,7 @@
 //! (in a cluster: committed through the metadata quorum to every node).
 
 use super::RequestContext;
+use crate::auth::acl::{Operation, ResourceType};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -19,15 +20,22 @@ pub(crate) async fn handle(
     let broker = ctx.broker;
     let group = req.group_id.0.to_string();
     let member = req.member_id.to_string();
-    let group_error = broker
-        .groups
-        .validate_commit(
-            &group,
-            &member,
-            req.generation_id_or_member_epoch,
-            req.group_instance_id.as_deref(),
-        )
-        .err();
+    // READ on the group comes first: without it every partition fails with
+    // GROUP_AUTHORIZATION_FAILED and the membership is not even looked at.
+    let group_allowed = ctx.allowed(Operation::Read, ResourceType::Group, &group);
+    let group_error = if group_allowed {
+        broker
+            .groups
+            .validate_commit(
+                &group,
+                &member,
+                req.generation_id_or_member_epoch,
+                req.group_instance_id.as_deref(),
+            )
+            .err()
+    } else {
+        None
+    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -38,9 +46,15 @@ pub(crate) async fn handle(
         let name = t.name.0.to_string();
         let mut rt = OffsetCommitResponseTopic::default();
         rt.name = t.name.clone();
+        let topic_allowed =
+            group_allowed && ctx.allowed(Operation::Read, ResourceType::Topic, &name);
         for p in &t.partitions {
-            let code = if let Some(e) = group_error {
+            let code = if !group_allowed {
+                ResponseError::GroupAuthorizationFailed.code()
+            } else if let Some(e) = group_error {
                 e.code()
+            } else if !topic_allowed {
+                ResponseError::TopicAuthorizationFailed.code()
             } else if broker.store.partition(&name, p.partition_index).is_err() {
                 ResponseError::UnknownTopicOrPartition.code()
             } else if p

@@ -14,6 +14,14 @@ pub(crate) async fn handle(
     let broker = ctx.broker;
     let group = req.group_id.0.to_string();
     let mut resp = OffsetDeleteResponse::default();
+    if !ctx.allowed(
+        crate::auth::acl::Operation::Delete,
+        crate::auth::acl::ResourceType::Group,
+        &group,
+    ) {
+        resp.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return resp;
+    }
     if broker.store.offsets().group(&group).is_empty() && !broker.groups.exists(&group) {
         resp.error_code = ResponseError::GroupIdNotFound.code();
         return resp;
@@ -24,10 +32,17 @@ pub(crate) async fn handle(
         let name = t.name.0.to_string();
         let mut rt = OffsetDeleteResponseTopic::default();
         rt.name = t.name.clone();
+        let topic_allowed = ctx.allowed(
+            crate::auth::acl::Operation::Read,
+            crate::auth::acl::ResourceType::Topic,
+            &name,
+        );
         for p in t.partitions {
             let mut rp = OffsetDeleteResponsePartition::default();
             rp.partition_index = p.partition_index;
-            if subscribed.contains(&name) {
+            if !topic_allowed {
+                rp.error_code = ResponseError::TopicAuthorizationFailed.code();
+            } else if subscribed.contains(&name) {
                 rp.error_code = ResponseError::GroupSubscribedToTopic.code();
             } else if broker.store.partition(&name, p.partition_index).is_err() {
                 rp.error_code = ResponseError::UnknownTopicOrPartition.code();

@@ -15,15 +15,35 @@ pub(crate) fn handle(
 ) -> OffsetForLeaderEpochResponse {
     let me = ctx.broker.node_id;
     let mut topics = Vec::with_capacity(req.topics.len());
+    // A follower (a cluster node with CLUSTER_ACTION) may ask about every partition; a
+    // consumer (KIP-320) needs DESCRIBE on the topic.
+    let follower = ctx.session.cluster_peer
+        && ctx.permits(
+            crate::auth::acl::Operation::ClusterAction,
+            crate::auth::acl::ResourceType::Cluster,
+            crate::auth::acl::CLUSTER_NAME,
+        );
     for t in req.topics {
         let name = t.topic.0.to_string();
         let mut rt = OffsetForLeaderTopicResult::default();
         rt.topic = t.topic.clone();
+        let authorized = follower
+            || ctx.allowed(
+                crate::auth::acl::Operation::Describe,
+                crate::auth::acl::ResourceType::Topic,
+                &name,
+            );
         for p in t.partitions {
             let mut r = EpochEndOffset::default();
             r.partition = p.partition;
             r.leader_epoch = -1;
             r.end_offset = -1;
+            if !authorized {
+                r.error_code =
+                    kafka_protocol::error::ResponseError::TopicAuthorizationFailed.code();
+                rt.partitions.push(r);
+                continue;
+            }
             let current = if ctx.version >= 2 {
                 p.current_leader_epoch
             } else {

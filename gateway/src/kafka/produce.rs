@@ -3,6 +3,8 @@
 //! before the acknowledgement.
 
 use super::{errors, topic_name, ConnError, RequestContext};
+use crate::auth::acl::{Operation, ResourceType};
+use crate::auth::quota::Kind;
 use crate::cluster::replica::{Partition, Refusal};
 use bytes::Bytes;
 use codecs::kafka::legacy::{self, LegacyPartitionResponse};
@@ -42,6 +44,7 @@ pub(crate) struct Pending {
     timeout_ms: i32,
     me: i32,
     peer: std::net::SocketAddr,
+    throttle_ms: i32,
 }
 
 /// Validates and appends every partition's batches, in request order.
@@ -53,10 +56,21 @@ pub(crate) fn begin(ctx: &RequestContext<'_>, req: ProduceRequest) -> Pending {
     let mut to_replicate: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
     let me = ctx.broker.node_id;
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    let mut request_bytes = 0usize;
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
         let mut parts = Vec::with_capacity(topic.partition_data.len());
+        // Kafka checks WRITE before existence, so an unauthorized client cannot probe names.
+        let authorized = ctx.allowed(Operation::Write, ResourceType::Topic, &name);
         for pd in topic.partition_data {
+            request_bytes += pd.records.as_ref().map(|r| r.len()).unwrap_or(0);
+            if !authorized {
+                parts.push(partition_error(
+                    pd.index,
+                    ResponseError::TopicAuthorizationFailed.code(),
+                ));
+                continue;
+            }
             if !acks_valid {
                 parts.push(partition_error(
                     pd.index,
@@ -147,6 +161,15 @@ pub(crate) fn begin(ctx: &RequestContext<'_>, req: ProduceRequest) -> Pending {
         t.partition_responses = parts;
         responses.push(t);
     }
+    let snap = ctx.broker.security.snapshot();
+    let throttle_ms = ctx.broker.quotas.record(
+        &snap.state,
+        Kind::Produce,
+        crate::auth::principal::name_of(&ctx.session.principal),
+        ctx.client_id(),
+        request_bytes as f64,
+    );
+    ctx.throttle(throttle_ms);
     Pending {
         responses,
         to_flush,
@@ -155,6 +178,7 @@ pub(crate) fn begin(ctx: &RequestContext<'_>, req: ProduceRequest) -> Pending {
         timeout_ms: req.timeout_ms,
         me,
         peer: ctx.peer,
+        throttle_ms,
     }
 }
 
@@ -170,6 +194,7 @@ impl Pending {
             timeout_ms,
             me,
             peer,
+            throttle_ms,
         } = self;
         if !to_flush.is_empty() {
             let targets: Vec<(String, i32)> = to_flush
@@ -229,6 +254,7 @@ impl Pending {
         }
         let mut resp = ProduceResponse::default();
         resp.responses = responses;
+        resp.throttle_time_ms = throttle_ms;
         Some(resp)
     }
 }

@@ -232,3 +232,27 @@ pub(crate) async fn replace(
         )),
     }
 }
+
+/// Whether the principal may describe (DESCRIBE_CONFIGS) or alter (ALTER_CONFIGS) a config
+/// resource: a topic's configs are governed by the topic, a broker's by the cluster. The
+/// error carries Kafka's default message.
+pub(crate) fn config_access(
+    ctx: &super::RequestContext<'_>,
+    resource_type: i8,
+    name: &str,
+    op: crate::auth::acl::Operation,
+) -> Result<(), (kafka_protocol::error::ResponseError, String)> {
+    use crate::auth::acl::ResourceType;
+    use kafka_protocol::error::ResponseError as E;
+    match resource_type {
+        RESOURCE_TOPIC if !ctx.allowed(op, ResourceType::Topic, name) => Err((
+            E::TopicAuthorizationFailed,
+            "Topic authorization failed.".into(),
+        )),
+        RESOURCE_BROKER if !ctx.allowed_on_cluster(op) => Err((
+            E::ClusterAuthorizationFailed,
+            "Cluster authorization failed.".into(),
+        )),
+        _ => Ok(()),
+    }
+}

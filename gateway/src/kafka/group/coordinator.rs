@@ -47,10 +47,6 @@ const EMPTY_GROUP_CHECK_INTERVAL: Duration = Duration::from_secs(10 * 60);
 /// The protocol type of Kafka consumers.
 const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
 
-/// Kafka's AclOperation bits for the operations a group supports (READ, DELETE, DESCRIBE),
-/// reported when no authorizer is configured.
-pub(crate) const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
-
 fn code(e: ResponseError) -> i16 {
     e.code()
 }

@@ -1,8 +1,9 @@
 //! DescribeGroups handler (v0-5): unknown groups are reported as "Dead" without error, as
 //! Kafka does; members carry metadata and assignment only while the group is Stable.
 
-use super::coordinator::{GroupSummary, GROUP_AUTHORIZED_OPERATIONS};
+use super::coordinator::GroupSummary;
 use super::str_bytes;
+use crate::auth::acl::{Operation, ResourceType};
 use crate::kafka::RequestContext;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
@@ -17,8 +18,20 @@ pub(crate) fn handle(
         .groups
         .iter()
         .map(|id| {
+            if !ctx.allowed(Operation::Describe, ResourceType::Group, id.as_str()) {
+                let mut g = DescribedGroup::default();
+                g.group_id = id.clone();
+                g.error_code =
+                    kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code();
+                return g;
+            }
             let summary = ctx.broker.groups.describe_group(id.as_str());
-            described(ctx.version, id.clone(), summary, include_ops)
+            let ops = include_ops.then(|| {
+                ctx.broker
+                    .security
+                    .operations(&ctx.who(), ResourceType::Group, id.as_str())
+            });
+            described(ctx.version, id.clone(), summary, ops)
         })
         .collect();
     resp
@@ -28,7 +41,7 @@ pub(super) fn described(
     version: i16,
     id: GroupId,
     s: GroupSummary,
-    include_ops: bool,
+    ops: Option<i32>,
 ) -> DescribedGroup {
     let mut g = DescribedGroup::default();
     g.group_id = id;
@@ -51,9 +64,8 @@ pub(super) fn described(
             dm
         })
         .collect();
-    if include_ops && version >= 3 {
-        // No authorizer: every operation a group supports.
-        g.authorized_operations = GROUP_AUTHORIZED_OPERATIONS;
+    if let Some(ops) = ops.filter(|_| version >= 3) {
+        g.authorized_operations = ops;
     }
     g
 }
@@ -83,7 +95,12 @@ mod tests {
         for v in 0..=5 {
             for ops in [false, true] {
                 let mut resp = DescribeGroupsResponse::default();
-                resp.groups = vec![described(v, GroupId(str_bytes("g")), s.clone(), ops)];
+                resp.groups = vec![described(
+                    v,
+                    GroupId(str_bytes("g")),
+                    s.clone(),
+                    ops.then_some(328),
+                )];
                 let mut buf = BytesMut::new();
                 assert!(resp.encode(&mut buf, v).is_ok(), "v{v}");
                 let expected = if ops && v >= 3 { 328 } else { i32::MIN };

@@ -2,12 +2,24 @@
 
 use super::coordinator::{JoinParams, JoinResult};
 use super::{client_host, str_bytes};
+use crate::auth::acl::{Operation, ResourceType};
 use crate::kafka::RequestContext;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
 pub(crate) async fn handle(ctx: &RequestContext<'_>, req: JoinGroupRequest) -> JoinGroupResponse {
     let version = ctx.version;
+    if !ctx.allowed(Operation::Read, ResourceType::Group, req.group_id.as_str()) {
+        let mut resp = JoinGroupResponse::default();
+        resp.error_code = ResponseError::GroupAuthorizationFailed.code();
+        resp.generation_id = -1;
+        resp.member_id = req.member_id.clone();
+        if version < 7 {
+            resp.protocol_name = Some(str_bytes(String::new()));
+        }
+        return resp;
+    }
     let group_instance_id = req
         .group_instance_id
         .as_ref()

@@ -3,11 +3,17 @@
 
 use super::coordinator::{LeaveOutcome, NONE};
 use super::str_bytes;
+use crate::auth::acl::{Operation, ResourceType};
 use crate::kafka::RequestContext;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 pub(crate) fn handle(ctx: &RequestContext<'_>, req: LeaveGroupRequest) -> LeaveGroupResponse {
+    if !ctx.allowed(Operation::Read, ResourceType::Group, req.group_id.as_str()) {
+        let mut resp = LeaveGroupResponse::default();
+        resp.error_code = kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code();
+        return resp;
+    }
     let members: Vec<(String, Option<String>)> = if ctx.version <= 2 {
         vec![(req.member_id.as_str().to_string(), None)]
     } else {

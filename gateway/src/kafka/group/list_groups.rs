@@ -2,6 +2,7 @@
 //! (reported as "Empty" with an empty protocol type); v4 states filter, v5 types filter.
 
 use super::str_bytes;
+use crate::auth::acl::{Operation, ResourceType};
 use crate::kafka::RequestContext;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -30,12 +31,19 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: ListGroupsRequest) -> ListGr
     if !types.is_empty() && !types.iter().any(|t| t == GROUP_TYPE) {
         return resp;
     }
+    // DESCRIBE on the cluster lists every group; otherwise those the principal may describe.
+    let all = ctx.permits(
+        Operation::Describe,
+        ResourceType::Cluster,
+        crate::auth::acl::CLUSTER_NAME,
+    );
     resp.groups = ctx
         .broker
         .groups
         .list_groups()
         .into_iter()
         .filter(|g| states.is_empty() || states.contains(&g.state.to_ascii_lowercase()))
+        .filter(|g| all || ctx.permits(Operation::Describe, ResourceType::Group, &g.group_id))
         .map(|g| {
             let mut lg = ListedGroup::default();
             lg.group_id = GroupId(str_bytes(g.group_id));

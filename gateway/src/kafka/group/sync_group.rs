@@ -2,6 +2,7 @@
 
 use super::coordinator::SyncParams;
 use super::str_bytes;
+use crate::auth::acl::{Operation, ResourceType};
 use crate::kafka::RequestContext;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
@@ -11,6 +12,10 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>, req: SyncGroupRequest) -> S
     // From v5 the protocol type and name are mandatory.
     if ctx.version >= 5 && (req.protocol_type.is_none() || req.protocol_name.is_none()) {
         resp.error_code = ResponseError::InconsistentGroupProtocol.code();
+        return resp;
+    }
+    if !ctx.allowed(Operation::Read, ResourceType::Group, req.group_id.as_str()) {
+        resp.error_code = ResponseError::GroupAuthorizationFailed.code();
         return resp;
     }
     let params = SyncParams {
