@@ -330,7 +330,7 @@ pub(crate) async fn run(cfg: Config, cli_scram: Vec<String>) -> anyhow::Result<(
         namesrv_listener,
         broker_listener,
         standby_listener.map(|l| (l, standby_addr)),
-    );
+    )?;
     let metrics_addr = metrics_listener.local_addr()?;
     tokio::spawn(crate::metrics_http::serve(
         metrics.clone(),

@@ -40,15 +40,17 @@ export const sleep = ms => new Promise(r => setTimeout(r, ms));
  * `restart()` starts it again on the same data directory (the ports change).
  */
 export class Server {
-  constructor(dataDir, sets = []) {
+  constructor(dataDir, sets = [], args = []) {
     this.dataDir = dataDir;
     this.sets = sets;
+    this.args = args;
     this.proc = null;
   }
 
-  static async start(sets = []) {
+  /** `sets` are `--set key=value` strings; `args` more command-line arguments. */
+  static async start(sets = [], args = []) {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'rmq-node-'));
-    const s = new Server(path.join(base, 'data'), sets);
+    const s = new Server(path.join(base, 'data'), sets, args);
     s.base = base;
     await s.#spawn();
     return s;
@@ -60,6 +62,7 @@ export class Server {
       '--broker-addr', '127.0.0.1:0', '--metrics-addr', '127.0.0.1:0',
       '--set', 'group.initial.rebalance.delay.ms=0'];
     for (const s of this.sets) args.push('--set', s);
+    args.push(...this.args);
     const logDir = path.join(repoRoot, 'target', 'test-logs');
     fs.mkdirSync(logDir, { recursive: true });
     this.logPath = path.join(logDir, `rocketmq-node-${path.basename(this.base)}.log`);
@@ -359,4 +362,20 @@ export function parseFrames(buf) {
     b = b.subarray(4 + len);
   }
   return out;
+}
+
+/**
+ * How many requests the server refused with a remark containing `text`, from its audit log
+ * (ali-ons retries a SYSTEM_ERROR answer and reports only a generic failure).
+ */
+export function refusals(s, text) {
+  return fs.readFileSync(s.logPath, 'utf8').split('\n')
+    .filter(l => l.includes('RocketMQ request refused') && l.includes(text)).length;
+}
+
+/** `promise` must reject, and the server must have logged a refusal with `remark`. */
+export async function refusedWith(s, remark, promise) {
+  const before = refusals(s, remark);
+  await promise.then(() => { throw new Error(`expected a refusal (${remark})`); }, () => {});
+  await waitFor(`a refusal logged with ${remark}`, 5000, () => refusals(s, remark) > before);
 }

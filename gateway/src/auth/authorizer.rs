@@ -83,6 +83,19 @@ fn host_matches(acl: &str, host: &str) -> bool {
     acl == WILDCARD || acl == host
 }
 
+/// Whether a DENY binding refuses `op` (a DENY matches only its own operation, or ALL).
+fn denies(b: &AclBinding, op: Operation) -> bool {
+    b.permission == Permission::Deny && (b.operation == op || b.operation == Operation::All)
+}
+
+/// Whether an ALLOW binding grants `op`, implied operations included.
+fn allows(b: &AclBinding, op: Operation) -> bool {
+    b.permission == Permission::Allow
+        && (b.operation == op
+            || b.operation == Operation::All
+            || op.implied_by().contains(&b.operation))
+}
+
 /// Who asks, from where.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Requester<'a> {
@@ -115,21 +128,39 @@ impl Policy {
         if acls.is_empty() {
             return self.allow_if_no_acl;
         }
-        let applies = |b: &&&AclBinding| {
-            principal_matches(&b.principal, who.principal) && host_matches(&b.host, who.host)
+        Self::decide(&acls, who, op).unwrap_or(false)
+    }
+
+    /// DENY over ALLOW among the bindings that apply to `who`; `None` if neither applies.
+    fn decide(acls: &[&AclBinding], who: Requester<'_>, op: Operation) -> Option<bool> {
+        let applying = || {
+            acls.iter().filter(|b| {
+                principal_matches(&b.principal, who.principal) && host_matches(&b.host, who.host)
+            })
         };
-        let denied = acls.iter().filter(applies).any(|b| {
-            b.permission == Permission::Deny && (b.operation == op || b.operation == Operation::All)
-        });
-        if denied {
-            return false;
+        if applying().any(|b| denies(b, op)) {
+            return Some(false);
         }
-        acls.iter().filter(applies).any(|b| {
-            b.permission == Permission::Allow
-                && (b.operation == op
-                    || b.operation == Operation::All
-                    || op.implied_by().contains(&b.operation))
-        })
+        applying().any(|b| allows(b, op)).then_some(true)
+    }
+
+    /// What the ACLs say explicitly about `who` doing `op` on the resource: `Some(false)` for
+    /// a matching DENY, `Some(true)` for a super user or a matching ALLOW, `None` when no ACL
+    /// applies (RocketMQ accounts then fall back to their default permissions).
+    pub(crate) fn explicit(
+        &self,
+        index: &AclIndex,
+        who: Requester<'_>,
+        op: Operation,
+        t: ResourceType,
+        name: &str,
+    ) -> Option<bool> {
+        if self.super_users.contains(who.principal) {
+            return Some(true);
+        }
+        let mut acls = Vec::new();
+        index.covering(t, name, &mut acls);
+        Self::decide(&acls, who, op)
     }
 
     /// Whether `who` may perform `op` on at least one resource of type `t` (Kafka's
@@ -151,24 +182,16 @@ impl Policy {
         let applies = |b: &&AclBinding| {
             principal_matches(&b.principal, who.principal) && host_matches(&b.host, who.host)
         };
-        let denies: Vec<&AclBinding> = all
+        let deny_list: Vec<&AclBinding> = all
             .iter()
             .filter(applies)
-            .filter(|b| {
-                b.permission == Permission::Deny
-                    && (b.operation == op || b.operation == Operation::All)
-            })
+            .filter(|b| denies(b, op))
             .collect();
         all.iter()
             .filter(applies)
-            .filter(|b| {
-                b.permission == Permission::Allow
-                    && (b.operation == op
-                        || b.operation == Operation::All
-                        || op.implied_by().contains(&b.operation))
-            })
+            .filter(|b| allows(b, op))
             .any(|allow| {
-                !denies.iter().any(|d| match (d.pattern, allow.pattern) {
+                !deny_list.iter().any(|d| match (d.pattern, allow.pattern) {
                     (PatternType::Literal, _) if d.name == WILDCARD => true,
                     (PatternType::Literal, PatternType::Literal) => d.name == allow.name,
                     (PatternType::Prefixed, _) => allow.name.starts_with(d.name.as_str()),

@@ -51,12 +51,14 @@ pub(crate) struct Snapshot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Protocol {
     Kafka,
+    RocketMq,
 }
 
 impl Protocol {
     fn label(self) -> &'static str {
         match self {
             Self::Kafka => "kafka",
+            Self::RocketMq => "rocketmq",
         }
     }
 }
@@ -179,6 +181,29 @@ impl Security {
         let snap = self.snapshot();
         self.policy
             .authorize(&snap.index, Self::requester(who, &host), op, t, name)
+    }
+
+    /// What the ACLs (and `super.users`) say explicitly about a request, if anything; `None`
+    /// without an authorizer.
+    pub(crate) fn explicit(
+        &self,
+        who: &Who<'_>,
+        op: Operation,
+        t: ResourceType,
+        name: &str,
+    ) -> Option<bool> {
+        if !self.authorizer {
+            return None;
+        }
+        let host = who.peer.ip().to_string();
+        let snap = self.snapshot();
+        self.policy
+            .explicit(&snap.index, Self::requester(who, &host), op, t, name)
+    }
+
+    /// Whether `principal` is in `super.users`.
+    pub(crate) fn is_super(&self, principal: &str) -> bool {
+        self.policy.super_users.contains(principal)
     }
 
     /// As [`Self::permits`], and a denial is counted and audited.

@@ -9,6 +9,8 @@
 // Handlers return their error *response* as the Err side; it is built once per failed request.
 #![allow(clippy::result_large_err)]
 
+pub(crate) mod acl;
+mod acl_config;
 mod admin;
 mod clients;
 mod convert;
@@ -86,10 +88,61 @@ pub(crate) struct RocketMq {
     next_conn: AtomicU64,
     next_opaque: AtomicI32,
     pub(crate) started: Instant,
+    /// `rocketmq.acl.enable`: the accounts of `plain_acl.yml`.
+    pub(crate) acl: Option<Arc<acl::PlainAccounts>>,
+    /// `rocketmq.tls.server.mode` and its key material.
+    tls: Tls,
+}
+
+/// RocketMQ's `tls.server.mode`: plaintext only, both on one port (told apart by the first
+/// byte), or TLS only.
+#[derive(Clone)]
+pub(crate) enum Tls {
+    Disabled,
+    Permissive(Arc<crate::auth::tls::ReloadingServer>),
+    Enforcing(Arc<crate::auth::tls::ReloadingServer>),
+}
+
+impl Tls {
+    /// From `rocketmq.tls.server.mode` and the `ssl.*` key material (listener name
+    /// `rocketmq` for `listener.name.rocketmq.*` overrides).
+    pub(crate) fn from_config(cfg: &crate::config::Config) -> anyhow::Result<Self> {
+        let mode = cfg
+            .get("rocketmq.tls.server.mode")
+            .unwrap_or("disabled")
+            .trim()
+            .to_ascii_lowercase();
+        let server = || -> anyhow::Result<Arc<crate::auth::tls::ReloadingServer>> {
+            let files = crate::auth::tls::TlsFiles::from_config_for(cfg, "ROCKETMQ", false)?;
+            Ok(crate::auth::tls::ReloadingServer::new("ROCKETMQ", files)?)
+        };
+        Ok(match mode.as_str() {
+            "disabled" => Self::Disabled,
+            "permissive" => Self::Permissive(server()?),
+            "enforcing" => Self::Enforcing(server()?),
+            other => anyhow::bail!(
+                "rocketmq.tls.server.mode={other}: expected disabled, permissive or enforcing"
+            ),
+        })
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::Permissive(_) => "permissive",
+            Self::Enforcing(_) => "enforcing",
+        }
+    }
 }
 
 impl RocketMq {
-    pub(crate) fn new(broker: Arc<Broker>, broker_addr: SocketAddr, standby: bool) -> Arc<Self> {
+    pub(crate) fn new(
+        broker: Arc<Broker>,
+        broker_addr: SocketAddr,
+        standby: bool,
+        acl: Option<Arc<acl::PlainAccounts>>,
+        tls: Tls,
+    ) -> Arc<Self> {
         let cfg = &broker.config;
         let broker_name = broker_name(cfg, broker.node_id);
         Arc::new(Self {
@@ -125,6 +178,8 @@ impl RocketMq {
             next_conn: AtomicU64::new(1),
             next_opaque: AtomicI32::new(1),
             started: Instant::now(),
+            acl,
+            tls,
             broker,
         })
     }
@@ -161,16 +216,33 @@ pub(crate) fn start(
     namesrv: TcpListener,
     broker_listener: TcpListener,
     standby: Option<(TcpListener, SocketAddr)>,
-) {
-    let rmq = RocketMq::new(broker.clone(), advertised, false);
+) -> anyhow::Result<()> {
+    let cfg = &broker.config;
+    let acl = if cfg.bool("rocketmq.acl.enable")? {
+        let path = match cfg
+            .get("rocketmq.acl.file")
+            .filter(|p| !p.trim().is_empty())
+        {
+            Some(p) => std::path::PathBuf::from(p),
+            None => broker.store.data_dir().join("plain_acl.yml"),
+        };
+        let accounts = acl::PlainAccounts::open(path)?;
+        accounts.watch();
+        Some(accounts)
+    } else {
+        None
+    };
+    let tls = Tls::from_config(cfg)?;
+    let rmq = RocketMq::new(broker.clone(), advertised, false, acl.clone(), tls.clone());
     tokio::spawn(serve(rmq.clone(), namesrv, Role::NameServer));
     tokio::spawn(serve(rmq.clone(), broker_listener, Role::Broker));
     run_broker_duties(rmq);
     if let Some((listener, addr)) = standby {
-        let srmq = RocketMq::new(broker, addr, true);
+        let srmq = RocketMq::new(broker, addr, true, acl, tls);
         tokio::spawn(serve(srmq.clone(), listener, Role::Broker));
         run_broker_duties(srmq);
     }
+    Ok(())
 }
 
 /// A broker's background work: delayed delivery, transaction check-backs, client expiry.
@@ -207,13 +279,19 @@ fn run_broker_duties(rmq: Arc<RocketMq>) {
 /// Accepts connections on one RocketMQ listener.
 pub(crate) async fn serve(rmq: Arc<RocketMq>, listener: TcpListener, role: Role) {
     loop {
+        let slot = rmq.broker.connections.slot().await;
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let Some(permit) = rmq.broker.connections.admit(slot, peer.ip(), role.label())
+                else {
+                    continue;
+                };
                 let rmq = rmq.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     metrics::gauge!("rocketmq_connections", "role" => role.label()).increment(1.0);
                     let id = rmq.next_conn.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = connection(&rmq, stream, peer, role, id).await {
+                    if let Err(e) = accept(&rmq, stream, peer, role, id).await {
                         tracing::warn!(%peer, role = role.label(), error = %e, "closing RocketMQ connection");
                     }
                     let changed = rmq.clients.remove_where(|c, _| c.id == id);
@@ -229,7 +307,9 @@ pub(crate) async fn serve(rmq: Arc<RocketMq>, listener: TcpListener, role: Role)
     }
 }
 
-async fn connection(
+/// Sets up one accepted connection: TLS as `rocketmq.tls.server.mode` says (permissive tells
+/// a TLS ClientHello from a remoting frame by its first byte, as RocketMQ does).
+async fn accept(
     rmq: &Arc<RocketMq>,
     stream: TcpStream,
     peer: SocketAddr,
@@ -237,7 +317,62 @@ async fn connection(
     id: u64,
 ) -> Result<(), rmq::RocketMqError> {
     let _ = stream.set_nodelay(true);
-    let (rd, mut wr) = stream.into_split();
+    let tls = match &rmq.tls {
+        Tls::Disabled => None,
+        Tls::Enforcing(t) => Some(t.clone()),
+        Tls::Permissive(t) => {
+            let mut first = [0u8; 2];
+            let n =
+                tokio::time::timeout(std::time::Duration::from_secs(30), stream.peek(&mut first))
+                    .await
+                    .unwrap_or(Ok(0))
+                    .unwrap_or(0);
+            crate::auth::tls::looks_like_tls(&first[..n]).then(|| t.clone())
+        }
+    };
+    match tls {
+        None => {
+            let (rd, wr) = stream.into_split();
+            connection(rmq, rd, wr, peer, role, id).await
+        }
+        Some(t) => {
+            let handshake = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                t.acceptor().accept(stream),
+            )
+            .await;
+            match handshake {
+                Ok(Ok(s)) => {
+                    let (rd, wr) = tokio::io::split(s);
+                    connection(rmq, rd, wr, peer, role, id).await
+                }
+                Ok(Err(e)) => {
+                    metrics::counter!("tls_handshake_failures_total", "listener" => role.label(), "reason" => "handshake").increment(1);
+                    tracing::warn!(%peer, role = role.label(), mode = rmq.tls.label(), error = %e, "TLS handshake failed");
+                    Ok(())
+                }
+                Err(_) => {
+                    metrics::counter!("tls_handshake_failures_total", "listener" => role.label(), "reason" => "timeout").increment(1);
+                    tracing::warn!(%peer, role = role.label(), "TLS handshake timed out");
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+async fn connection<R, W>(
+    rmq: &Arc<RocketMq>,
+    rd: R,
+    mut wr: W,
+    peer: SocketAddr,
+    role: Role,
+    id: u64,
+) -> Result<(), rmq::RocketMqError>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut rd = tokio::io::BufReader::with_capacity(crate::net::READ_BUFFER, rd);
     let (tx, mut rx) = mpsc::channel::<Bytes>(1024);
     let writer = tokio::spawn(async move {
@@ -256,6 +391,11 @@ async fn connection(
         loop {
             let mut prefix = [0u8; 4];
             if rd.read_exact(&mut prefix).await.is_err() {
+                return Ok(());
+            }
+            if crate::auth::tls::looks_like_tls(&prefix) {
+                metrics::counter!("tls_handshake_failures_total", "listener" => role.label(), "reason" => "tls_on_plaintext").increment(1);
+                tracing::warn!(%peer, role = role.label(), "TLS handshake on a plaintext RocketMQ port; closing");
                 return Ok(());
             }
             let size = rmq::frame_size(prefix, rmq.max_frame)?;
@@ -308,7 +448,49 @@ async fn process(rmq: &Arc<RocketMq>, conn: &ConnHandle, role: Role, cmd: Remoti
     let opaque = cmd.opaque;
     let serialize = cmd.serialize_type;
     let name = rmq::codes::request_name(code);
+    let principal = match acl::check(rmq.acl.as_deref(), &rmq.broker.security, &cmd, conn.peer) {
+        Ok(p) => p,
+        Err(refusal) => {
+            metrics::counter!("rocketmq_auth_failures_total", "code" => name).increment(1);
+            tracing::warn!(target: "audit", peer = %conn.peer, code, name, access_key = cmd.ext("AccessKey").unwrap_or(""), remark = %refusal.remark, "RocketMQ request refused");
+            if !oneway {
+                let mut resp = reply(refusal.code, refusal.remark);
+                resp.opaque = opaque;
+                resp.flag |= rmq::frame::FLAG_RESPONSE;
+                resp.serialize_type = serialize;
+                let _ = conn.tx.send(rmq::encode(&resp)).await;
+            }
+            return;
+        }
+    };
+    let sent_bytes = match code {
+        rq::SEND_MESSAGE | rq::SEND_MESSAGE_V2 | rq::SEND_BATCH_MESSAGE => cmd.body.len(),
+        _ => 0,
+    };
     let mut resp = handle(rmq, conn, role, cmd).await;
+    // The byte-rate quotas of the principal: a send or pull over its quota is answered
+    // after the throttle time (RocketMQ has no throttle field).
+    let (kind, amount) = if sent_bytes > 0 {
+        (Some(crate::auth::quota::Kind::Produce), sent_bytes)
+    } else if code == rq::PULL_MESSAGE {
+        (Some(crate::auth::quota::Kind::Fetch), resp.body.len())
+    } else {
+        (None, 0)
+    };
+    if let Some(kind) = kind.filter(|_| amount > 0 && resp.code == rs::SUCCESS) {
+        let snap = rmq.broker.security.snapshot();
+        let ms = rmq.broker.quotas.record(
+            &snap.state,
+            kind,
+            crate::auth::principal::name_of(&principal),
+            "",
+            amount as f64,
+        );
+        if ms > 0 {
+            metrics::counter!("rocketmq_throttled_requests_total", "code" => name).increment(1);
+            tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await;
+        }
+    }
     metrics::counter!("rocketmq_requests_total", "code" => name).increment(1);
     metrics::histogram!("rocketmq_request_duration_seconds", "code" => name)
         .record(started.elapsed().as_secs_f64());
@@ -401,6 +583,13 @@ async fn handle(
         rq::GET_CONSUME_STATS => admin::consume_stats(rmq, &cmd),
         rq::GET_TOPIC_STATS_INFO => admin::topic_stats(rmq, &cmd),
         rq::QUERY_TOPIC_CONSUME_BY_WHO => admin::consumed_by(rmq, &cmd),
+        rq::UPDATE_AND_CREATE_ACL_CONFIG => acl_config::update_account(rmq, &cmd, conn.peer).await,
+        rq::DELETE_ACL_CONFIG => acl_config::delete_account(rmq, &cmd, conn.peer).await,
+        rq::GET_BROKER_CLUSTER_ACL_INFO => acl_config::acl_info(rmq),
+        rq::UPDATE_GLOBAL_WHITE_ADDRS_CONFIG => {
+            acl_config::update_global_white(rmq, &cmd, conn.peer).await
+        }
+        rq::GET_BROKER_CLUSTER_ACL_CONFIG => acl_config::acl_config(rmq),
         _ => {
             tracing::info!(peer = %conn.peer, role = role.label(), code, name = rmq::codes::request_name(code), "request code not supported");
             reply(
