@@ -1,7 +1,12 @@
 //! Socket helpers shared by the protocol front ends.
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// A byte stream to a peer: plain TCP or TLS over it.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
 
 /// Reads from a connection go through a buffer this big, so one `recv` can carry several
 /// small requests (and their length prefixes).

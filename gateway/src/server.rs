@@ -51,7 +51,7 @@ fn hostname() -> String {
 
 /// First-start SCRAM credentials (`--add-scram`): stored once, so a restart with the same
 /// flags neither changes nor resets a password changed since.
-async fn bootstrap_scram(broker: &Broker, values: &[String]) -> anyhow::Result<()> {
+async fn bootstrap_scram(broker: &Arc<Broker>, values: &[String]) -> anyhow::Result<()> {
     if values.is_empty() {
         return Ok(());
     }
@@ -73,11 +73,33 @@ async fn bootstrap_scram(broker: &Broker, values: &[String]) -> anyhow::Result<(
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         &change,
     );
-    broker
-        .change_security(change)
-        .await
-        .context("storing --add-scram credentials")?;
-    std::fs::write(&marker, b"")?;
+    if broker.cluster.is_none() {
+        broker
+            .change_security(change)
+            .await
+            .context("storing --add-scram credentials")?;
+        std::fs::write(&marker, b"")?;
+        return Ok(());
+    }
+    // In a cluster the quorum may not have a controller yet: keep proposing until it does.
+    // Every node may propose the same users; the first credential stored for a user wins.
+    let broker = broker.clone();
+    tokio::spawn(async move {
+        loop {
+            match broker.change_security(change.clone()).await {
+                Ok(()) => {
+                    if let Err(e) = std::fs::write(&marker, b"") {
+                        tracing::warn!(error = %e, "cannot record that --add-scram ran");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "--add-scram credentials not stored yet; retrying")
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
     Ok(())
 }
 
@@ -253,6 +275,7 @@ pub(crate) async fn run(cfg: Config, cli_scram: Vec<String>) -> anyhow::Result<(
                     info,
                     listener,
                     security.clone(),
+                    (inter_broker.name.clone(), inter_broker.protocol.tls()),
                 )
                 .await?,
             )

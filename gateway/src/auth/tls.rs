@@ -8,9 +8,9 @@ use super::listeners::listener_value;
 use crate::config::Config;
 use parking_lot::{Mutex, RwLock};
 use rustls::pki_types::pem::{PemObject, SectionKind};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
@@ -285,6 +285,91 @@ pub(crate) fn spawn_reloader() {
             let _ = tokio::task::spawn_blocking(|| reload_all(true)).await;
         }
     });
+}
+
+/// Node-to-node TLS (`cluster.ssl.keystore.location`, `cluster.ssl.truststore.location`):
+/// every node presents its certificate and accepts only peers whose certificates chain to
+/// the cluster's trust store.
+pub(crate) struct ClusterTls {
+    /// For connecting to peers (controller port, inter-broker listener).
+    pub(crate) client: Arc<ClientConfig>,
+    /// For the controller port: client certificates required.
+    pub(crate) server: Arc<ReloadingServer>,
+}
+
+impl ClusterTls {
+    /// `None` when cluster TLS is not configured.
+    pub(crate) fn from_config(cfg: &Config) -> Result<Option<Self>, TlsError> {
+        let get = |k: &str| {
+            cfg.get(k)
+                .filter(|v| !v.trim().is_empty())
+                .map(PathBuf::from)
+        };
+        let (keystore, truststore) = match (
+            get("cluster.ssl.keystore.location"),
+            get("cluster.ssl.truststore.location"),
+        ) {
+            (None, None) => return Ok(None),
+            (Some(k), Some(t)) => (k, t),
+            (Some(_), None) => {
+                return Err(TlsError::Missing {
+                    key: "cluster.ssl.truststore.location".into(),
+                    listener: "CONTROLLER".into(),
+                })
+            }
+            (None, Some(_)) => {
+                return Err(TlsError::Missing {
+                    key: "cluster.ssl.keystore.location".into(),
+                    listener: "CONTROLLER".into(),
+                })
+            }
+        };
+        let (certs, key) = read_keystore(&keystore)?;
+        let roots = read_truststore(&truststore)?;
+        let client = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Rustls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| TlsError::Rustls(e.to_string()))?;
+        let server = ReloadingServer::new(
+            "CONTROLLER",
+            TlsFiles {
+                keystore,
+                truststore: Some(truststore),
+                client_auth: ClientAuth::Required,
+            },
+        )?;
+        Ok(Some(Self {
+            client: Arc::new(client),
+            server,
+        }))
+    }
+}
+
+/// Opens a connection to a peer, wrapped in TLS when `tls` is given (verifying the peer's
+/// certificate against its host name or IP).
+pub(crate) async fn connect(
+    addr: &str,
+    tls: Option<&Arc<ClientConfig>>,
+) -> std::io::Result<Box<dyn crate::net::Stream>> {
+    let s = tokio::net::TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    let Some(cfg) = tls else {
+        return Ok(Box::new(s));
+    };
+    let host = addr
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(addr)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let s = tokio_rustls::TlsConnector::from(cfg.clone())
+        .connect(name, s)
+        .await?;
+    Ok(Box::new(s))
 }
 
 /// Whether the first bytes a client sent open a TLS handshake (a TLS record of type

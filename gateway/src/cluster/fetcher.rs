@@ -68,7 +68,12 @@ async fn fetch_from(cluster: Arc<Cluster>, leader: i32) {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             };
-            match KafkaConn::connect(&addr, format!("replica-{me}")).await {
+            let tls = cluster
+                .inter_broker
+                .1
+                .then(|| cluster.tls_client())
+                .flatten();
+            match KafkaConn::connect(&addr, format!("replica-{me}"), tls.as_ref()).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::debug!(leader, %addr, error = %e, "cannot reach leader");

@@ -6,22 +6,27 @@ use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 /// Largest response accepted from a peer.
 const MAX_RESPONSE: usize = 256 << 20;
 
 /// One connection to a peer's Kafka listener.
 pub(crate) struct KafkaConn {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<Box<dyn crate::net::Stream>>,
     correlation: i32,
     client_id: String,
 }
 
 impl KafkaConn {
-    pub(crate) async fn connect(addr: &str, client_id: String) -> anyhow::Result<Self> {
-        let s = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr)).await??;
-        s.set_nodelay(true)?;
+    /// Connects to a peer's inter-broker listener, over TLS with this node's certificate when
+    /// `tls` is given.
+    pub(crate) async fn connect(
+        addr: &str,
+        client_id: String,
+        tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+    ) -> anyhow::Result<Self> {
+        let s = tokio::time::timeout(Duration::from_secs(3), crate::auth::tls::connect(addr, tls))
+            .await??;
         Ok(Self {
             stream: BufReader::new(s),
             correlation: 0,

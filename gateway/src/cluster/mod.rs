@@ -88,6 +88,10 @@ pub(crate) struct Cluster {
     leader_client: tokio::sync::Mutex<Option<(NodeId, RpcClient)>>,
     /// Takes the applied security metadata.
     security: Arc<crate::auth::Security>,
+    /// Node-to-node mutual TLS, when configured.
+    pub(crate) tls: Option<crate::auth::tls::ClusterTls>,
+    /// The Kafka listener nodes fetch from each other on, and whether it is TLS.
+    pub(crate) inter_broker: (String, bool),
 }
 
 impl Cluster {
@@ -98,7 +102,16 @@ impl Cluster {
         info: NodeInfo,
         listener: TcpListener,
         security: Arc<crate::auth::Security>,
+        inter_broker: (String, bool),
     ) -> anyhow::Result<Arc<Self>> {
+        let tls = crate::auth::tls::ClusterTls::from_config(cfg)?;
+        if inter_broker.1 && tls.is_none() {
+            anyhow::bail!(
+                "the inter-broker listener {} is SSL: set cluster.ssl.keystore.location and cluster.ssl.truststore.location",
+                inter_broker.0
+            );
+        }
+        let tls_client = tls.as_ref().map(|t| t.client.clone());
         let voters = parse_voters(cfg.get("controller.quorum.voters").unwrap_or(""))?;
         let node_id = info.id;
         let dir = cfg.data_dir().join("meta").join("raft");
@@ -117,7 +130,9 @@ impl Cluster {
         let raft = Raft::new(
             node_id as NodeId,
             raft_config,
-            rpc::NetworkFactory,
+            rpc::NetworkFactory {
+                tls: tls_client.clone(),
+            },
             log,
             sm.clone(),
         )
@@ -155,6 +170,8 @@ impl Cluster {
             caught_up: std::sync::atomic::AtomicBool::new(false),
             leader_client: tokio::sync::Mutex::new(None),
             security,
+            tls,
+            inter_broker,
         });
         tokio::spawn(rpc::serve(cluster.clone(), listener));
         let is_voter = voters.contains_key(&(node_id as NodeId));
@@ -200,6 +217,11 @@ impl Cluster {
         tokio::spawn(cluster.clone().reconcile_loop());
         replica::start(cluster.clone());
         Ok(cluster)
+    }
+
+    /// The client side of node-to-node TLS, if configured.
+    pub(crate) fn tls_client(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.tls.as_ref().map(|t| t.client.clone())
     }
 
     /// The applied metadata.
@@ -268,7 +290,7 @@ impl Cluster {
         };
         let mut slot = self.leader_client.lock().await;
         if slot.as_ref().is_none_or(|(id, _)| *id != leader) {
-            *slot = Some((leader, RpcClient::new(addr)));
+            *slot = Some((leader, RpcClient::new(addr, self.tls_client())));
         }
         let Some((_, client)) = slot.as_mut() else {
             return WriteReply::NotLeader;
@@ -335,7 +357,7 @@ impl Cluster {
         let mut clients: Vec<(NodeId, RpcClient)> = self
             .voters
             .iter()
-            .map(|(id, addr)| (*id, RpcClient::new(addr.clone())))
+            .map(|(id, addr)| (*id, RpcClient::new(addr.clone(), self.tls_client())))
             .collect();
         let req = Request::Join {
             id: self.node_id as NodeId,
@@ -389,7 +411,7 @@ impl Cluster {
                         continue;
                     };
                     if slot.as_ref().is_none_or(|(id, _)| *id != l as NodeId) {
-                        slot = Some((l as NodeId, RpcClient::new(addr)));
+                        slot = Some((l as NodeId, RpcClient::new(addr, self.tls_client())));
                     }
                     if let Some((_, c)) = slot.as_mut() {
                         let _ = c
@@ -497,7 +519,8 @@ impl Cluster {
                     let end = if *r == self.node_id {
                         self.log_end(name, i as i32)
                     } else {
-                        let mut c = RpcClient::new(n.info.controller_addr.clone());
+                        let mut c =
+                            RpcClient::new(n.info.controller_addr.clone(), self.tls_client());
                         let req = Request::LogEnd {
                             topic: name.clone(),
                             partition: i as i32,
@@ -643,11 +666,12 @@ impl Cluster {
             .collect()
     }
 
-    /// Kafka address of a node, from the metadata.
+    /// Address of a node's inter-broker listener, from the metadata.
     pub(crate) fn kafka_addr(&self, id: i32) -> Option<String> {
         self.state()
             .nodes
             .get(&id)
-            .map(|n| format!("{}:{}", n.info.host, n.info.kafka_port))
+            .and_then(|n| n.info.endpoint(&self.inter_broker.0))
+            .map(|(host, port)| format!("{host}:{port}"))
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// Largest frame accepted on the controller port (snapshots travel in one frame).
 const MAX_FRAME: usize = 256 << 20;
@@ -92,12 +92,18 @@ async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, body: &[u8]) -> std::i
 /// One request/response connection to a peer's controller port, reopened after errors.
 pub(crate) struct RpcClient {
     addr: String,
-    conn: Option<BufReader<TcpStream>>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    conn: Option<BufReader<Box<dyn crate::net::Stream>>>,
 }
 
 impl RpcClient {
-    pub(crate) fn new(addr: String) -> Self {
-        Self { addr, conn: None }
+    /// A client of a peer's controller port (mutual TLS when `tls` is given).
+    pub(crate) fn new(addr: String, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        Self {
+            addr,
+            tls,
+            conn: None,
+        }
     }
 
     pub(crate) async fn call(
@@ -108,8 +114,7 @@ impl RpcClient {
         let body = serde_json::to_vec(req)?;
         let res = tokio::time::timeout(timeout, async {
             if self.conn.is_none() {
-                let s = TcpStream::connect(&self.addr).await?;
-                s.set_nodelay(true)?;
+                let s = crate::auth::tls::connect(&self.addr, self.tls.as_ref()).await?;
                 self.conn = Some(BufReader::new(s));
             }
             let Some(conn) = self.conn.as_mut() else {
@@ -134,7 +139,9 @@ impl RpcClient {
 }
 
 /// Creates one [`PeerNetwork`] per Raft peer.
-pub(crate) struct NetworkFactory;
+pub(crate) struct NetworkFactory {
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+}
 
 /// The Raft transport to one peer.
 pub(crate) struct PeerNetwork {
@@ -148,7 +155,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
         PeerNetwork {
             target,
-            client: RpcClient::new(node.addr.clone()),
+            client: RpcClient::new(node.addr.clone(), self.tls.clone()),
         }
     }
 }
@@ -243,7 +250,31 @@ pub(crate) async fn serve(cluster: Arc<Cluster>, listener: TcpListener) {
         let _ = stream.set_nodelay(true);
         let cluster = cluster.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(cluster, stream).await {
+            // With cluster TLS only a peer whose certificate chains to the cluster's trust
+            // store gets past the handshake: nothing else can vote, join or write.
+            let stream: Box<dyn crate::net::Stream> = match &cluster.tls {
+                None => Box::new(stream),
+                Some(t) => {
+                    let accepted = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        t.server.acceptor().accept(stream),
+                    )
+                    .await;
+                    match accepted {
+                        Ok(Ok(s)) => Box::new(s),
+                        Ok(Err(e)) => {
+                            metrics::counter!("tls_handshake_failures_total", "listener" => "CONTROLLER", "reason" => "handshake").increment(1);
+                            tracing::warn!(target: "audit", %peer, error = %e, "controller connection without a valid cluster certificate refused");
+                            return;
+                        }
+                        Err(_) => {
+                            metrics::counter!("tls_handshake_failures_total", "listener" => "CONTROLLER", "reason" => "timeout").increment(1);
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = connection(cluster, stream, peer).await {
                 if e.kind() != std::io::ErrorKind::UnexpectedEof {
                     tracing::debug!(%peer, error = %e, "controller connection closed");
                 }
@@ -252,8 +283,11 @@ pub(crate) async fn serve(cluster: Arc<Cluster>, listener: TcpListener) {
     }
 }
 
-async fn connection(cluster: Arc<Cluster>, stream: TcpStream) -> std::io::Result<()> {
-    let peer = stream.peer_addr()?;
+async fn connection(
+    cluster: Arc<Cluster>,
+    stream: Box<dyn crate::net::Stream>,
+    peer: std::net::SocketAddr,
+) -> std::io::Result<()> {
     let mut conn = BufReader::new(stream);
     loop {
         let frame = read_frame(&mut conn).await?;
