@@ -62,6 +62,37 @@ pub(crate) struct Args {
     /// reported, on its own) instead of consuming while producing.
     #[arg(long)]
     sequential: bool,
+    /// security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl.
+    #[arg(long, default_value = "plaintext")]
+    security_protocol: String,
+    /// SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) for the sasl_* protocols.
+    #[arg(long, default_value = "SCRAM-SHA-512")]
+    sasl_mechanism: String,
+    /// SASL user name.
+    #[arg(long, default_value = "admin")]
+    sasl_username: String,
+    /// SASL password.
+    #[arg(long, default_value = "admin-secret")]
+    sasl_password: String,
+    /// CA certificate (PEM) that signs the server's certificate, for ssl and sasl_ssl.
+    #[arg(long)]
+    ssl_ca_location: Option<String>,
+}
+
+/// A client configuration with the bootstrap servers and the security settings.
+fn base(a: &Args) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &a.bootstrap)
+        .set("security.protocol", &a.security_protocol);
+    if a.security_protocol.starts_with("sasl") {
+        c.set("sasl.mechanism", &a.sasl_mechanism)
+            .set("sasl.username", &a.sasl_username)
+            .set("sasl.password", &a.sasl_password);
+    }
+    if let Some(ca) = &a.ssl_ca_location {
+        c.set("ssl.ca.location", ca);
+    }
+    c
 }
 
 struct Latency {
@@ -98,9 +129,7 @@ fn now_us() -> u64 {
 }
 
 fn create_topic(a: &Args) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &a.bootstrap)
-        .create()?;
+    let admin: AdminClient<DefaultClientContext> = base(a).create()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -122,8 +151,7 @@ fn produce(
     start: Instant,
     lat: Arc<Latency>,
 ) -> anyhow::Result<()> {
-    let p: BaseProducer<Ctx> = ClientConfig::new()
-        .set("bootstrap.servers", &a.bootstrap)
+    let p: BaseProducer<Ctx> = base(a)
         .set("acks", &a.acks)
         .set("linger.ms", a.linger_ms.to_string())
         .set("batch.size", a.batch_size.to_string())
@@ -188,8 +216,7 @@ fn consume(
     e2e: Arc<Mutex<Histogram<u64>>>,
     from: Option<&[i64]>,
 ) -> anyhow::Result<()> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &a.bootstrap)
+    let c: BaseConsumer = base(a)
         .set("group.id", format!("bench-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("fetch.max.bytes", "52428800")
@@ -311,9 +338,7 @@ fn run_sequential(
     e2e: Arc<Mutex<Histogram<u64>>>,
     remaining: Arc<AtomicU64>,
 ) -> anyhow::Result<()> {
-    let probe: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &a.bootstrap)
-        .create()?;
+    let probe: BaseConsumer = base(a).create()?;
     let mut starts = Vec::new();
     for p in 0..a.partitions {
         let (_, high) = probe.fetch_watermarks(&a.topic, p, Duration::from_secs(10))?;

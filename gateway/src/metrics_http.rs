@@ -17,14 +17,38 @@ pub(crate) fn install() -> anyhow::Result<PrometheusHandle> {
         .install_recorder()?)
 }
 
-/// Serves `/metrics` until the listener fails.
-pub(crate) async fn serve(handle: PrometheusHandle, listener: TcpListener) {
+/// Serves `/metrics` until the listener fails; over HTTPS with `tls` (`metrics.ssl.enable`,
+/// the `ssl.*` key material).
+pub(crate) async fn serve(
+    handle: PrometheusHandle,
+    listener: TcpListener,
+    tls: Option<std::sync::Arc<crate::auth::tls::ReloadingServer>>,
+) {
     loop {
-        let Ok((mut sock, peer)) = listener.accept().await else {
+        let Ok((sock, peer)) = listener.accept().await else {
             continue;
         };
         let handle = handle.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
+            let mut sock: Box<dyn crate::net::Stream> = match tls {
+                None => Box::new(sock),
+                Some(t) => {
+                    match tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        t.acceptor().accept(sock),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => Box::new(s),
+                        _ => {
+                            metrics::counter!("tls_handshake_failures_total", "listener" => "METRICS", "reason" => "handshake").increment(1);
+                            tracing::debug!(%peer, "metrics: TLS handshake failed");
+                            return;
+                        }
+                    }
+                }
+            };
             let mut buf = vec![0u8; 8192];
             let mut n = 0;
             // Read the request head (bounded); the body, if any, is ignored.

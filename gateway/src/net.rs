@@ -28,6 +28,7 @@ pub(crate) async fn write_batch<W: AsyncWrite + Unpin>(
     let mut more = more;
     if first.len() >= COALESCE_BELOW {
         wr.write_all(&first).await?;
+        wr.flush().await?;
         return Ok(None);
     }
     let mut held: Option<Bytes> = None;
@@ -51,5 +52,8 @@ pub(crate) async fn write_batch<W: AsyncWrite + Unpin>(
         Some(b) => wr.write_all(&b).await?,
         None => wr.write_all(&first).await?,
     }
+    // A TLS stream may keep encrypted records buffered until flushed; plain TCP has nothing
+    // to flush.
+    wr.flush().await?;
     Ok(held)
 }

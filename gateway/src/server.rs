@@ -355,9 +355,16 @@ pub(crate) async fn run(cfg: Config, cli_scram: Vec<String>) -> anyhow::Result<(
         standby_listener.map(|l| (l, standby_addr)),
     )?;
     let metrics_addr = metrics_listener.local_addr()?;
+    let metrics_tls = if cfg.bool("metrics.ssl.enable")? {
+        let files = crate::auth::tls::TlsFiles::from_config_for(&cfg, "METRICS", false)?;
+        Some(crate::auth::tls::ReloadingServer::new("METRICS", files)?)
+    } else {
+        None
+    };
     tokio::spawn(crate::metrics_http::serve(
         metrics.clone(),
         metrics_listener,
+        metrics_tls,
     ));
 
     let retention_every = cfg.int("log.retention.check.interval.ms")?.max(10) as u64;

@@ -56,6 +56,7 @@ impl KafkaConn {
         let expect = self.correlation;
         let body = tokio::time::timeout(timeout, async {
             self.stream.get_mut().write_all(&buf).await?;
+            self.stream.get_mut().flush().await?;
             let len = self.stream.read_i32().await?;
             if len < 4 || len as usize > MAX_RESPONSE {
                 anyhow::bail!("peer sent a response of {len} bytes");

@@ -478,7 +478,18 @@ async fn handle_frame(
         Err(bytes) => (Answer::Now(bytes), 0),
         Ok(request) => {
             let ctx = RequestContext::new(broker, &header, version, session);
+            let started = Instant::now();
             let answer = dispatch(&ctx, request).await?;
+            // request_percentage: the handling time, as a percentage of one thread.
+            let snap = broker.security.snapshot();
+            let ms = broker.quotas.record(
+                &snap.state,
+                crate::auth::quota::Kind::Request,
+                crate::auth::principal::name_of(&session.principal),
+                header.client_id.as_deref().unwrap_or(""),
+                started.elapsed().as_secs_f64() * 100.0,
+            );
+            ctx.throttle(ms);
             (answer, ctx.throttle_ms.into_inner())
         }
     };
