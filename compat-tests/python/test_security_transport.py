@@ -385,3 +385,55 @@ def test_large_answers_over_tls_arrive_whole(server_factory, pki):
     got = kw.decode_batches(records)
     assert len(records) > 10_000_000 and len(got) >= 10000
     assert [v for _, _, v in got] == [m.value for m in msgs[:len(got)]]
+
+
+def test_connection_limits_and_authentication_deadline(server_factory):
+    srv = server_factory(
+        sets={"listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+              "max.connections.per.ip": "3", "sasl.server.authn.timeout": "500"},
+        args=scram_args(USERS),
+    )
+    host, port = srv.listener("PLAINTEXT").rsplit(":", 1)
+    held = [kw.connect(host, int(port)) for _ in range(3)]
+    for i, s in enumerate(held):
+        body = kw.roundtrip(s, kw.api_versions_v0_request(i + 1), i + 1)
+        assert kw.parse_api_versions_v0(body).error_code == 0
+    # A fourth connection from the same address is closed at once, without an answer.
+    with kw.connect(host, int(port)) as extra:
+        extra.sendall(kw.api_versions_v0_request(9))
+        kw.expect_closed(extra)
+    # One closed frees a slot.
+    held.pop().close()
+    from helpers import wait_until
+
+    def fourth_works() -> bool:
+        try:
+            with kw.connect(host, int(port)) as s:
+                kw.parse_api_versions_v0(kw.roundtrip(s, kw.api_versions_v0_request(5), 5))
+                return True
+        except (AssertionError, OSError):
+            return False
+
+    wait_until(fourth_works, "a slot freed by a closed connection", timeout=10)
+    for s in held:
+        s.close()
+    # A SASL connection that never authenticates is closed after sasl.server.authn.timeout
+    # (once the server has seen the closes above, the address has slots again).
+    host, port = srv.listener("SASL_PLAINTEXT").rsplit(":", 1)
+    sasl_conn = []
+
+    def sasl_connected() -> bool:
+        try:
+            s = kw.connect(host, int(port))
+            assert kw.parse_api_versions_v0(kw.roundtrip(s, kw.api_versions_v0_request(1), 1)).error_code == 0
+            sasl_conn.append(s)
+            return True
+        except (AssertionError, OSError):
+            return False
+
+    wait_until(sasl_connected, "a SASL connection once slots are free", timeout=10)
+    with sasl_conn[0] as s:
+        kw.expect_closed(s, timeout=10)
+    text = open(srv.log_path).read()
+    assert "address already has the configured maximum of connections" in text
+    assert "no authentication within" in text
