@@ -82,6 +82,10 @@ class GatewayServer:
         return f"http://{self.addrs['metrics']}/metrics"
 
     @property
+    def admin_url(self) -> str:
+        return f"http://{self.addrs['admin']}"
+
+    @property
     def log_path(self) -> Path:
         return self.log_paths[-1]
 
@@ -93,6 +97,7 @@ class GatewayServer:
             "--namesrv-addr", "127.0.0.1:0",
             "--broker-addr", "127.0.0.1:0",
             "--metrics-addr", "127.0.0.1:0",
+            "--admin-addr", "127.0.0.1:0",
         ]
         for key, value in self.sets.items():
             cmd += ["--set", f"{key}={value}"]

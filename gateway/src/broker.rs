@@ -47,9 +47,37 @@ pub(crate) struct Broker {
     pub(crate) listeners: Vec<Arc<crate::kafka::session::KafkaListener>>,
     /// Client quotas.
     pub(crate) quotas: crate::auth::quota::Quotas,
+    /// Mirror links.
+    pub(crate) mirrors: Arc<crate::mirror::Mirrors>,
+    /// Set by the RocketMQ front end: whether a consumer group has consumers online there.
+    pub(crate) rocketmq_online: RwLock<Option<GroupProbe>>,
 }
 
+/// Tells whether a group has members online.
+pub(crate) type GroupProbe = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 impl Broker {
+    /// Whether a consumer group has active members here (a Kafka group with members, or
+    /// RocketMQ consumers online).
+    pub(crate) fn group_is_active(&self, group: &str) -> bool {
+        !self.groups.describe_group(group).members.is_empty()
+            || self
+                .rocketmq_online
+                .read()
+                .as_ref()
+                .is_some_and(|probe| probe(group))
+    }
+
+    /// The mirror link a topic belongs to while it is read-only, if any.
+    pub(crate) fn mirror_link_of(&self, topic: &str) -> Option<String> {
+        self.store.topic(topic).and_then(|t| {
+            t.meta
+                .attributes
+                .get(crate::mirror::link::MIRROR_ATTRIBUTE)
+                .cloned()
+        })
+    }
+
     /// This node's advertised endpoint on a listener (the default one if it has no such
     /// listener).
     pub(crate) fn endpoint(&self, listener: &str) -> (String, i32) {

@@ -115,7 +115,11 @@ pub(crate) const DEFAULTS: &[(&str, &str)] = &[
     ("rocketmq.acl.enable", "false"),
     ("rocketmq.acl.file", ""),
     ("metrics.ssl.enable", "false"),
+    ("admin.ssl.enable", "false"),
     ("quota.window.num", "11"),
+    // Admin HTTP API (mirror links, ...); the default is taken only if free.
+    ("admin.listen", "127.0.0.1:9644"),
+    ("mirror.offset.sync.interval.ms", "5000"),
     ("quota.window.size.seconds", "1"),
 ];
 

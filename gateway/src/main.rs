@@ -1,6 +1,7 @@
 //! `gateway`: one server that speaks the Kafka wire protocol and the RocketMQ remoting
 //! protocol over one storage core.
 
+mod admin;
 mod auth;
 mod broker;
 mod cluster;
@@ -9,7 +10,10 @@ mod connections;
 mod dynamic_config;
 mod group_offsets;
 mod kafka;
+mod kafka_client;
+mod meta_file;
 mod metrics_http;
+mod mirror;
 mod net;
 mod producer_ids;
 mod rocketmq;
@@ -50,6 +54,10 @@ struct Cli {
     /// Prometheus metrics listener (path /metrics), HOST:PORT. Default: 0.0.0.0:9464
     #[arg(long)]
     metrics_addr: Option<String>,
+    /// Admin HTTP API listener (`gateway mirror` talks to it), HOST:PORT. Default:
+    /// 127.0.0.1:9644
+    #[arg(long)]
+    admin_addr: Option<String>,
     /// Set any config key, e.g. --set num.partitions=3 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
@@ -57,6 +65,15 @@ struct Cli {
     /// syntax: 'SCRAM-SHA-512=[name=admin,password=admin-secret]' (repeatable).
     #[arg(long = "add-scram", value_name = "CREDENTIAL")]
     add_scram: Vec<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Commands that talk to a running server instead of being one.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Mirror links: gateway mirror [--admin http://HOST:PORT] create|list|status|pause|resume|failover|delete|reverse
+    Mirror(admin::cli::MirrorCli),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +86,9 @@ fn main() -> std::process::ExitCode {
         )
         .init();
     let cli = Cli::parse();
+    if let Some(Command::Mirror(m)) = cli.command {
+        return admin::cli::run(m);
+    }
     let mut cfg = match config::Config::load(cli.config.as_ref(), &cli.sets) {
         Ok(c) => c,
         Err(e) => {
@@ -84,6 +104,7 @@ fn main() -> std::process::ExitCode {
         (cli.namesrv_addr, "rocketmq.namesrv.listen"),
         (cli.broker_addr, "rocketmq.broker.listen"),
         (cli.metrics_addr, "metrics.listen"),
+        (cli.admin_addr, "admin.listen"),
     ] {
         if let Some(v) = flag {
             cfg.set(key, v);

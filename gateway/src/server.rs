@@ -162,6 +162,7 @@ pub(crate) async fn run(cfg: Config, cli_scram: Vec<String>) -> anyhow::Result<(
     let metrics_listener = TcpListener::bind(cfg.addr("metrics.listen")?)
         .await
         .context("binding the metrics listener")?;
+    let admin_listener = crate::admin::bind(&cfg).await?;
 
     let dynamic = DynamicConfig::open(data_dir.join("meta").join("broker-dynamic.json"));
     let mut log_defaults = cfg.broker_log_defaults();
@@ -224,6 +225,7 @@ pub(crate) async fn run(cfg: Config, cli_scram: Vec<String>) -> anyhow::Result<(
     };
 
     let security = crate::auth::Security::open(&cfg, clustered)?;
+    let mirrors = crate::mirror::Mirrors::open(&cfg, clustered)?;
     let cluster = match cfg
         .get("controller.quorum.voters")
         .filter(|v| !v.trim().is_empty())
@@ -275,6 +277,7 @@ pub(crate) async fn run(cfg: Config, cli_scram: Vec<String>) -> anyhow::Result<(
                     info,
                     listener,
                     security.clone(),
+                    mirrors.clone(),
                     (inter_broker.name.clone(), inter_broker.protocol.tls()),
                 )
                 .await?,
@@ -334,7 +337,10 @@ pub(crate) async fn run(cfg: Config, cli_scram: Vec<String>) -> anyhow::Result<(
             Duration::from_secs(cfg.int("quota.window.size.seconds")?.max(1) as u64),
             cfg.int("quota.window.num")?.max(2) as u64,
         ),
+        mirrors: mirrors.clone(),
+        rocketmq_online: RwLock::new(None),
     });
+    mirrors.start(&broker);
     bootstrap_scram(&broker, &cli_scram).await?;
 
     let mut listener_fields = Vec::new();
@@ -367,6 +373,21 @@ pub(crate) async fn run(cfg: Config, cli_scram: Vec<String>) -> anyhow::Result<(
         metrics_tls,
     ));
 
+    let admin_addr = match admin_listener {
+        Some(l) => {
+            let addr = l.local_addr()?;
+            let tls = if cfg.bool("admin.ssl.enable")? {
+                let files = crate::auth::tls::TlsFiles::from_config_for(&cfg, "ADMIN", false)?;
+                Some(crate::auth::tls::ReloadingServer::new("ADMIN", files)?)
+            } else {
+                None
+            };
+            tokio::spawn(crate::admin::serve(broker.clone(), l, tls));
+            addr.to_string()
+        }
+        None => "none".to_string(),
+    };
+
     let retention_every = cfg.int("log.retention.check.interval.ms")?.max(10) as u64;
     {
         let store = store.clone();
@@ -394,12 +415,12 @@ pub(crate) async fn run(cfg: Config, cli_scram: Vec<String>) -> anyhow::Result<(
     let listeners = listener_fields.join(" ");
     if let Some(c) = &cluster {
         println!(
-            "gateway ready kafka={kafka_addr} namesrv={namesrv_addr} broker={rmq_broker_addr} metrics={metrics_addr} node={} controller={} {listeners}",
+            "gateway ready kafka={kafka_addr} namesrv={namesrv_addr} broker={rmq_broker_addr} metrics={metrics_addr} admin={admin_addr} node={} controller={} {listeners}",
             c.node_id, c.info.controller_addr
         );
     } else {
         println!(
-            "gateway ready kafka={kafka_addr} namesrv={namesrv_addr} broker={rmq_broker_addr} metrics={metrics_addr} {listeners}"
+            "gateway ready kafka={kafka_addr} namesrv={namesrv_addr} broker={rmq_broker_addr} metrics={metrics_addr} admin={admin_addr} {listeners}"
         );
     }
     tracing::info!(kafka = %kafka_addr, metrics = %metrics_addr, node_id = broker.node_id, "gateway ready");

@@ -58,6 +58,8 @@ pub(crate) struct NewTopic {
     pub(crate) configs: BTreeMap<String, String>,
     /// Explicit replicas per partition.
     pub(crate) assignment: Option<Vec<Vec<i32>>>,
+    /// Protocol attributes set with the topic (a mirror topic's link).
+    pub(crate) attributes: BTreeMap<String, String>,
 }
 
 impl Broker {
@@ -107,6 +109,9 @@ impl Broker {
             let meta =
                 self.store
                     .create_topic(&t.name, t.partitions, 1, t.configs, validate_only)?;
+            if !t.attributes.is_empty() && !validate_only {
+                self.store.set_topic_attributes(&t.name, t.attributes)?;
+            }
             return Ok((meta.id, 1));
         };
         storage::store::validate_topic_name(&t.name)?;
@@ -145,7 +150,7 @@ impl Broker {
                     partitions: t.partitions,
                     replication_factor: rf,
                     configs: t.configs,
-                    attributes: BTreeMap::new(),
+                    attributes: t.attributes,
                     assignment: t.assignment,
                     preferred: None,
                 })
@@ -165,6 +170,7 @@ impl Broker {
             replication_factor: -1,
             configs: BTreeMap::new(),
             assignment: None,
+            attributes: BTreeMap::new(),
         };
         match self.create_topic(t, false).await {
             Ok(_) => Ok(()),

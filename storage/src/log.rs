@@ -408,6 +408,17 @@ impl PartitionLog {
     /// assigned them. Batches entirely below the log end (a repeated fetch) are skipped; a gap
     /// is an error. Returns the new log end.
     pub fn append_replica(&self, records: &[u8]) -> Result<i64> {
+        self.append_copied(records, false)
+    }
+
+    /// Appends batches copied from another cluster (a mirror link): as
+    /// [`Self::append_replica`], but the source may have gaps between batches (compaction,
+    /// aborted transactions removed), so a first batch beyond the log end is accepted.
+    pub fn append_mirrored(&self, records: &[u8]) -> Result<i64> {
+        self.append_copied(records, true)
+    }
+
+    fn append_copied(&self, records: &[u8], allow_gap: bool) -> Result<i64> {
         let config = self.config();
         let batches = batch::split_validated(records)?;
         let mut w = self.writer.lock();
@@ -419,7 +430,7 @@ impl PartitionLog {
         let Some((_, first)) = fresh.first() else {
             return Ok(end);
         };
-        if first.base_offset != end {
+        if first.base_offset < end || (first.base_offset > end && !allow_gap) {
             return Err(StorageError::OffsetOutOfRange {
                 offset: first.base_offset,
                 start: self.log_start_offset(),
@@ -459,6 +470,30 @@ impl PartitionLog {
         self.log_end.store(next, Ordering::Release);
         self.end_watch.send_replace(next);
         Ok(next)
+    }
+
+    /// Empties the log and restarts it at `offset` (Kafka's truncateFullyAndStartAt): a
+    /// mirror whose source no longer has the records after its end (retention deleted them).
+    pub fn reset_to(&self, offset: i64) -> Result<()> {
+        let mut w = self.writer.lock();
+        let old: Vec<Arc<Segment>> = std::mem::take(&mut *self.segments.write())
+            .into_values()
+            .collect();
+        for s in &old {
+            s.delete_files()?;
+        }
+        let fresh = Arc::new(Segment::create(&self.dir, offset, now_ms())?);
+        self.segments.write().insert(offset, fresh);
+        self.log_end.store(offset, Ordering::Release);
+        self.log_start.store(offset, Ordering::Release);
+        self.write_log_start(offset)?;
+        self.flushed.store(offset, Ordering::Release);
+        self.epochs.lock().truncate_from(0)?;
+        w.producers = ProducerState::default();
+        self.high_watermark.send_replace(offset);
+        self.end_watch.send_replace(offset);
+        tracing::info!(topic = %self.topic, partition = self.partition, offset, "log restarted at offset");
+        Ok(())
     }
 
     /// Cuts the log back so that it ends at `offset` (a follower dropping records its new

@@ -388,3 +388,54 @@ fn lost_index_tail_is_rebuilt_on_open() {
     assert_eq!(rebuilt[1], full[1], "time index rebuilt in full");
     assert!(rebuilt[0] > 24, "offset index rebuilt: {rebuilt:?}");
 }
+
+/// A batch of `n` records whose first offset is `base` (as a source cluster stored it).
+fn batch_at(base: i64, n: usize, epoch: i32) -> Vec<u8> {
+    let values: Vec<Vec<u8>> = (0..n)
+        .map(|i| format!("v{}", base + i as i64).into_bytes())
+        .collect();
+    let mut b = batch(&values, 1_000, Compression::None);
+    codecs::kafka::batch::set_base_offset(&mut b, base);
+    codecs::kafka::batch::set_partition_leader_epoch(&mut b, epoch);
+    b
+}
+
+#[test]
+fn mirrored_appends_keep_source_offsets_across_gaps_and_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = open(dir.path(), 4096);
+        // The source's log starts at 100 (retention deleted the rest): the mirror restarts there.
+        log.reset_to(100).expect("reset");
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+        assert_eq!(
+            log.append_mirrored(&batch_at(100, 3, 2)).expect("append"),
+            103
+        );
+        // A gap the source has (compaction): accepted, offsets kept.
+        assert_eq!(
+            log.append_mirrored(&batch_at(110, 2, 2)).expect("append"),
+            112
+        );
+        // A repeated fetch of what is already here changes nothing.
+        assert_eq!(
+            log.append_mirrored(&batch_at(110, 2, 2)).expect("append"),
+            112
+        );
+        // A replica append still refuses a gap.
+        assert!(log.append_replica(&batch_at(120, 1, 2)).is_err());
+        log.set_high_watermark(112);
+        let got = read_all(&log, 100);
+        assert_eq!(
+            got.keys().copied().collect::<Vec<_>>(),
+            vec![100, 101, 102, 110, 111]
+        );
+        assert_eq!(got[&110].0, b"v110".to_vec());
+        assert_eq!(log.end_offset_for_epoch(2), (2, 112));
+        log.close().expect("close");
+    }
+    let log = open(dir.path(), 4096);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 112));
+    assert_eq!(log.latest_epoch(), Some(2));
+    assert_eq!(read_all(&log, 100).len(), 5);
+}

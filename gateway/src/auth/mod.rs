@@ -52,6 +52,8 @@ pub(crate) struct Snapshot {
 pub(crate) enum Protocol {
     Kafka,
     RocketMq,
+    /// The admin HTTP API.
+    Admin,
 }
 
 impl Protocol {
@@ -59,6 +61,7 @@ impl Protocol {
         match self {
             Self::Kafka => "kafka",
             Self::RocketMq => "rocketmq",
+            Self::Admin => "admin",
         }
     }
 }
@@ -107,14 +110,8 @@ impl Security {
             allow_if_no_acl: cfg.bool("allow.everyone.if.no.acl.found")?,
         };
         let local = (!clustered).then(|| cfg.data_dir().join("meta").join("security.json"));
-        let state = match &local {
-            Some(p) => match std::fs::read(p) {
-                Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                    anyhow::anyhow!("{} is not valid security metadata: {e}", p.display())
-                })?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => SecurityState::default(),
-                Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", p.display())),
-            },
+        let state: SecurityState = match &local {
+            Some(p) => crate::meta_file::read_json(p)?,
             None => SecurityState::default(),
         };
         let me = Arc::new(Self {
@@ -156,6 +153,14 @@ impl Security {
             .get(user)
             .and_then(|m| m.get(&mech))
             .cloned()
+    }
+
+    /// Whether `password` is the user's (checked against its salted SCRAM credentials).
+    pub(crate) fn verify_password(&self, user: &str, password: &str) -> bool {
+        [Mechanism::Sha512, Mechanism::Sha256].iter().any(|m| {
+            self.credential(user, *m)
+                .is_some_and(|c| c.verify_password(*m, password))
+        })
     }
 
     fn requester<'a>(who: &Who<'a>, host: &'a str) -> Requester<'a> {
@@ -286,26 +291,9 @@ impl Security {
         let _g = self.write_lock.lock().await;
         let mut state = self.snapshot().state.clone();
         state.apply(change);
-        let path2 = path.to_path_buf();
-        let bytes = serde_json::to_vec_pretty(&state)
-            .map_err(|e| SecurityError::Io(path.to_path_buf(), std::io::Error::other(e)))?;
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let tmp = path2.with_extension("tmp");
-            {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(&bytes)?;
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, &path2)?;
-            if let Some(dir) = path2.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| SecurityError::Io(path.to_path_buf(), std::io::Error::other(e)))?
-        .map_err(|e| SecurityError::Io(path.to_path_buf(), e))?;
+        crate::meta_file::write_json(path, &state)
+            .await
+            .map_err(|e| SecurityError::Io(path.to_path_buf(), e))?;
         self.install(&state);
         Ok(())
     }

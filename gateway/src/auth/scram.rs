@@ -338,6 +338,94 @@ impl ScramServer {
     }
 }
 
+/// The client side of a SCRAM exchange (a mirror link authenticating to its source).
+pub(crate) struct ScramClient {
+    mech: Mechanism,
+    user: String,
+    password: String,
+    nonce: String,
+    client_first_bare: String,
+    expected_server_signature: Option<Vec<u8>>,
+}
+
+impl ScramClient {
+    pub(crate) fn new(mech: Mechanism, user: &str, password: &str) -> Self {
+        let nonce: String = {
+            use rand::Rng;
+            const ALPHABET: &[u8] =
+                b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+            let mut rng = rand::rng();
+            (0..24)
+                .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+                .collect()
+        };
+        let escaped = user.replace('=', "=3D").replace(',', "=2C");
+        Self {
+            mech,
+            user: user.to_string(),
+            password: password.to_string(),
+            client_first_bare: format!("n={escaped},r={nonce}"),
+            nonce,
+            expected_server_signature: None,
+        }
+    }
+
+    /// client-first-message.
+    pub(crate) fn first(&self) -> Vec<u8> {
+        format!("n,,{}", self.client_first_bare).into_bytes()
+    }
+
+    /// client-final-message for a server-first-message.
+    pub(crate) fn final_message(&mut self, server_first: &[u8]) -> Result<Vec<u8>, String> {
+        let text = std::str::from_utf8(server_first).map_err(|_| "server-first is not UTF-8")?;
+        let (mut nonce, mut salt, mut iterations) = (None, None, None);
+        for attr in text.split(',') {
+            match attr.split_once('=') {
+                Some(("r", v)) => nonce = Some(v.to_string()),
+                Some(("s", v)) => salt = B64.decode(v).ok(),
+                Some(("i", v)) => iterations = v.parse::<u32>().ok(),
+                _ => {}
+            }
+        }
+        let nonce = nonce
+            .filter(|n| n.starts_with(&self.nonce))
+            .ok_or("server nonce does not extend ours")?;
+        let salt = salt.ok_or("server-first without a salt")?;
+        let iterations = iterations
+            .filter(|i| *i >= MIN_ITERATIONS)
+            .ok_or("server-first without an acceptable iteration count")?;
+        let salted = self
+            .mech
+            .salted_password(self.password.as_bytes(), &salt, iterations);
+        let client_key = self.mech.hmac(&salted, b"Client Key");
+        let stored_key = self.mech.hash(&client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth = format!("{},{text},{without_proof}", self.client_first_bare);
+        let signature = self.mech.hmac(&stored_key, auth.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let server_key = self.mech.hmac(&salted, b"Server Key");
+        self.expected_server_signature = Some(self.mech.hmac(&server_key, auth.as_bytes()));
+        Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
+    }
+
+    /// Checks server-final-message: the server knew the credential too.
+    pub(crate) fn verify(&self, server_final: &[u8]) -> Result<(), String> {
+        let text = std::str::from_utf8(server_final).map_err(|_| "server-final is not UTF-8")?;
+        let v = text
+            .strip_prefix("v=")
+            .and_then(|v| B64.decode(v).ok())
+            .ok_or_else(|| format!("authentication of {} failed: {text}", self.user))?;
+        match &self.expected_server_signature {
+            Some(e) if bool::from(e.ct_eq(&v)) => Ok(()),
+            _ => Err("the server's signature does not match".into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,6 +530,27 @@ mod tests {
             s.step(b"n,a=eve,n=bob,r=x", |_, _| None).err(),
             Some(ScramError::AuthzId)
         );
+    }
+
+    #[test]
+    fn client_and_server_agree() {
+        for mech in [Mechanism::Sha256, Mechanism::Sha512] {
+            let cred = Credential::from_password(mech, "pw,=x", MIN_ITERATIONS);
+            let mut server = ScramServer::new(mech);
+            let mut client = ScramClient::new(mech, "us=er,1", "pw,=x");
+            let Ok(Step::Challenge(first)) = server.step(&client.first(), |u, _| {
+                (u == "us=er,1").then(|| cred.clone())
+            }) else {
+                panic!("no challenge");
+            };
+            let fin = client.final_message(&first).unwrap_or_default();
+            let Ok(Step::Success { user, last }) = server.step(&fin, |_, _| None) else {
+                panic!("not authenticated");
+            };
+            assert_eq!(user, "us=er,1");
+            assert!(client.verify(&last).is_ok());
+            assert!(client.verify(b"v=AAAA").is_err());
+        }
     }
 
     #[test]

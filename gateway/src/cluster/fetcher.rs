@@ -4,9 +4,9 @@
 //! takes over the leader's high watermark. After a leader change each partition first asks
 //! OffsetForLeaderEpoch where its log diverges and truncates there.
 
-use super::kafka_client::KafkaConn;
 use super::replica::Partition;
 use super::Cluster;
+use crate::kafka_client::KafkaConn;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{

@@ -6,7 +6,6 @@
 //! this starts.
 
 pub(crate) mod fetcher;
-pub(crate) mod kafka_client;
 pub(crate) mod raft_store;
 pub(crate) mod replica;
 pub(crate) mod rpc;
@@ -88,6 +87,8 @@ pub(crate) struct Cluster {
     leader_client: tokio::sync::Mutex<Option<(NodeId, RpcClient)>>,
     /// Takes the applied security metadata.
     security: Arc<crate::auth::Security>,
+    /// Takes the applied mirror links.
+    mirrors: Arc<crate::mirror::Mirrors>,
     /// Node-to-node mutual TLS, when configured.
     pub(crate) tls: Option<crate::auth::tls::ClusterTls>,
     /// The Kafka listener nodes fetch from each other on, and whether it is TLS.
@@ -102,6 +103,7 @@ impl Cluster {
         info: NodeInfo,
         listener: TcpListener,
         security: Arc<crate::auth::Security>,
+        mirrors: Arc<crate::mirror::Mirrors>,
         inter_broker: (String, bool),
     ) -> anyhow::Result<Arc<Self>> {
         let tls = crate::auth::tls::ClusterTls::from_config(cfg)?;
@@ -170,6 +172,7 @@ impl Cluster {
             caught_up: std::sync::atomic::AtomicBool::new(false),
             leader_client: tokio::sync::Mutex::new(None),
             security,
+            mirrors,
             tls,
             inter_broker,
         });
@@ -607,6 +610,7 @@ impl Cluster {
         let _g = self.reconcile_lock.lock().await;
         let state = self.state();
         self.security.install(&state.security);
+        self.mirrors.install(&state.mirror);
         let store = self.store.clone();
         let st = state.clone();
         let res = tokio::task::spawn_blocking(move || -> storage::Result<()> {

@@ -170,6 +170,9 @@ pub(crate) struct ClusterState {
     /// ACLs, SCRAM credentials and quotas.
     #[serde(default)]
     pub(crate) security: crate::auth::state::SecurityState,
+    /// Mirror links.
+    #[serde(default)]
+    pub(crate) mirror: crate::mirror::link::MirrorState,
 }
 
 /// A change to the metadata.
@@ -244,6 +247,8 @@ pub(crate) enum Command {
     },
     /// ACLs, credentials or quotas changed.
     Security(crate::auth::state::SecurityChange),
+    /// A mirror link changed.
+    Mirror(crate::mirror::link::LinkChange),
     /// A leader reports a new ISR (shrink or expand), fenced by its epochs.
     AlterIsr {
         topic: String,
@@ -442,6 +447,10 @@ impl ClusterState {
         match cmd {
             Command::Security(change) => {
                 self.security.apply(change);
+                Outcome::Ok
+            }
+            Command::Mirror(change) => {
+                self.mirror.apply(change);
                 Outcome::Ok
             }
             Command::RegisterNode(info) => {

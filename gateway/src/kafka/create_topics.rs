@@ -85,6 +85,7 @@ pub(crate) async fn handle(
             replication_factor: t.replication_factor,
             configs: configs.clone(),
             assignment,
+            attributes: BTreeMap::new(),
         };
         match broker.create_topic(new, req.validate_only).await {
             Ok((id, rf)) => {

@@ -62,6 +62,9 @@ pub(crate) fn begin(ctx: &RequestContext<'_>, req: ProduceRequest) -> Pending {
         let mut parts = Vec::with_capacity(topic.partition_data.len());
         // Kafka checks WRITE before existence, so an unauthorized client cannot probe names.
         let authorized = ctx.allowed(Operation::Write, ResourceType::Topic, &name);
+        let mirror_of = authorized
+            .then(|| ctx.broker.mirror_link_of(&name))
+            .flatten();
         for pd in topic.partition_data {
             request_bytes += pd.records.as_ref().map(|r| r.len()).unwrap_or(0);
             if !authorized {
@@ -69,6 +72,16 @@ pub(crate) fn begin(ctx: &RequestContext<'_>, req: ProduceRequest) -> Pending {
                     pd.index,
                     ResponseError::TopicAuthorizationFailed.code(),
                 ));
+                continue;
+            }
+            if let Some(link) = &mirror_of {
+                let mut p = partition_error(pd.index, ResponseError::PolicyViolation.code());
+                if ctx.version >= 8 {
+                    p.error_message = Some(super::sb(&format!(
+                        "topic {name} is a read-only mirror of link {link}; fail the link over before producing to it"
+                    )));
+                }
+                parts.push(p);
                 continue;
             }
             if !acks_valid {

@@ -234,6 +234,12 @@ pub(crate) fn start(
     };
     let tls = Tls::from_config(cfg)?;
     let rmq = RocketMq::new(broker.clone(), advertised, false, acl.clone(), tls.clone());
+    // Mirror links leave the offsets of groups with consumers online alone.
+    let weak = Arc::downgrade(&rmq);
+    *broker.rocketmq_online.write() = Some(Arc::new(move |group: &str| {
+        weak.upgrade()
+            .is_some_and(|r| !r.clients.consumer_conns(group).is_empty())
+    }));
     tokio::spawn(serve(rmq.clone(), namesrv, Role::NameServer));
     tokio::spawn(serve(rmq.clone(), broker_listener, Role::Broker));
     run_broker_duties(rmq);

@@ -56,6 +56,15 @@ async fn ensure_topic(rmq: &RocketMq, h: &SendMessageHeader) -> Result<i64, Remo
     let may_create =
         !rmq.standby && (is_retry || rmq.auto_create && h.default_topic == DEFAULT_TOPIC);
     if let Some(t) = store.topic(&h.topic) {
+        if let Some(link) = t.meta.attributes.get(crate::mirror::link::MIRROR_ATTRIBUTE) {
+            return Err(reply(
+                rs::NO_PERMISSION,
+                format!(
+                    "the topic[{}] is a read-only mirror of link {link}; fail the link over before sending to it",
+                    h.topic
+                ),
+            ));
+        }
         let (_, write, perm, _) = queue_view(rmq, &t);
         if perm & PERM_WRITE == 0 {
             return Err(reply(

@@ -1,0 +1,598 @@
+//! One link's task: discovers the source's topics, creates and grows the mirror topics, and
+//! fetches every mirrored partition from its source leader, appending the source's batches
+//! unchanged at their offsets.
+
+use super::link::{Filters, LinkSpec, MIRROR_ATTRIBUTE};
+use super::source::SourceConfig;
+use super::status::LinkStatus;
+use crate::broker::Broker;
+use crate::kafka_client::KafkaConn;
+use codecs::kafka::batch::BatchIter;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    BrokerId, DescribeConfigsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+const DISCOVERY_EVERY: Duration = Duration::from_secs(5);
+const FETCH_WAIT_MS: i32 = 500;
+const PARTITION_MAX_BYTES: i32 = 8 << 20;
+const FETCH_MAX_BYTES: i32 = 64 << 20;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// A source topic as its Metadata describes it.
+#[derive(Debug, Clone)]
+struct SourceTopic {
+    /// Leader node id per partition (-1: none).
+    leaders: Vec<i32>,
+}
+
+pub(super) struct Link {
+    pub(super) broker: Arc<Broker>,
+    pub(super) spec: LinkSpec,
+    pub(super) status: Arc<LinkStatus>,
+    pub(super) filters: Filters,
+    pub(super) source: SourceConfig,
+    topics: BTreeMap<String, SourceTopic>,
+    brokers: HashMap<i32, String>,
+    conns: HashMap<String, KafkaConn>,
+    client_id: String,
+}
+
+/// Runs a link until `stop` turns true.
+pub(super) async fn run(
+    broker: Arc<Broker>,
+    spec: LinkSpec,
+    status: Arc<LinkStatus>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let filters = match super::link::Filters::new(&spec) {
+        Ok(f) => f,
+        Err(e) => {
+            *status.error.lock() = Some(e);
+            return;
+        }
+    };
+    let source = match SourceConfig::new(&spec.source_config) {
+        Ok(s) => s,
+        Err(e) => {
+            *status.error.lock() = Some(e);
+            return;
+        }
+    };
+    let sync_every = Duration::from_millis(
+        broker
+            .config
+            .int("mirror.offset.sync.interval.ms")
+            .unwrap_or(5000)
+            .max(100) as u64,
+    );
+    let mut link = Link {
+        client_id: format!("mirror-{}", spec.name),
+        broker,
+        spec,
+        status,
+        filters,
+        source,
+        topics: BTreeMap::new(),
+        brokers: HashMap::new(),
+        conns: HashMap::new(),
+    };
+    let mut last_discovery: Option<Instant> = None;
+    let mut last_sync: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let step = async {
+            if last_discovery.is_none_or(|t| t.elapsed() >= DISCOVERY_EVERY) {
+                link.discover().await?;
+                last_discovery = Some(Instant::now());
+            }
+            if last_sync.is_none_or(|t| t.elapsed() >= sync_every) {
+                last_sync = Some(Instant::now());
+                if let Err(e) = link.sync_offsets().await {
+                    tracing::warn!(link = %link.spec.name, error = %e, "offset sync failed");
+                }
+            }
+            link.fetch_round().await
+        };
+        let result = tokio::select! {
+            r = step => r,
+            _ = stop.changed() => return,
+        };
+        match result {
+            Ok(()) => {
+                backoff = Duration::from_millis(100);
+                *link.status.error.lock() = None;
+            }
+            Err(e) => {
+                tracing::warn!(link = %link.spec.name, error = %e, "mirror link error; retrying");
+                *link.status.error.lock() = Some(e.to_string());
+                link.conns.clear();
+                last_discovery = None;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+impl Link {
+    /// A connection to `addr` (kept for reuse).
+    pub(super) async fn conn(&mut self, addr: &str) -> anyhow::Result<&mut KafkaConn> {
+        if !self.conns.contains_key(addr) {
+            let c = self.source.connect(addr, &self.client_id).await?;
+            self.conns.insert(addr.to_string(), c);
+        }
+        self.conns
+            .get_mut(addr)
+            .ok_or_else(|| anyhow::anyhow!("no connection to {addr}"))
+    }
+
+    /// A connection to any bootstrap server.
+    pub(super) async fn any_conn(&mut self) -> anyhow::Result<String> {
+        let mut last = None;
+        let addrs: Vec<String> = self
+            .spec
+            .source
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        for addr in addrs {
+            match self.conn(&addr).await {
+                Ok(_) => return Ok(addr),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no bootstrap server")))
+    }
+
+    /// Whether this node fetches `topic`/`partition`: every partition on one node, the ones
+    /// it leads in a cluster.
+    fn fetches_here(&self, topic: &str, partition: i32) -> bool {
+        match &self.broker.cluster {
+            None => true,
+            Some(c) => c
+                .replicas
+                .get(topic, partition)
+                .is_some_and(|p| p.check_leader(self.broker.node_id, -1).is_ok()),
+        }
+    }
+
+    /// Whether this node creates and grows mirror topics and syncs offsets (one node does:
+    /// the only one, or the controller).
+    pub(super) fn coordinates(&self) -> bool {
+        self.broker
+            .cluster
+            .as_ref()
+            .is_none_or(|c| c.is_controller())
+    }
+
+    /// Reads the source's topics and brings the mirror topics in line: created with the
+    /// source's partition count and topic configs, grown when the source grows.
+    async fn discover(&mut self) -> anyhow::Result<()> {
+        let addr = self.any_conn().await?;
+        let conn = self.conn(&addr).await?;
+        let v = conn.version::<MetadataRequest>(9)?;
+        let mut req = MetadataRequest::default();
+        req.topics = None;
+        req.allow_auto_topic_creation = false;
+        let md = conn.call(&req, v, CALL_TIMEOUT).await?;
+        self.brokers = md
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+            .collect();
+        let mut topics = BTreeMap::new();
+        for t in &md.topics {
+            let Some(n) = t.name.as_ref().map(|n| n.0.to_string()) else {
+                continue;
+            };
+            if t.error_code != 0
+                || t.is_internal
+                || !self.filters.topic(&n)
+                || self.spec.failed_over.contains(&n)
+            {
+                continue;
+            }
+            let mut leaders = vec![-1; t.partitions.len()];
+            for p in &t.partitions {
+                if let Some(slot) = leaders.get_mut(p.partition_index as usize) {
+                    *slot = p.leader_id.0;
+                }
+            }
+            topics.insert(n, SourceTopic { leaders });
+        }
+        if self.coordinates() {
+            for (t, st) in &topics {
+                if let Err(e) = self.ensure_local(&addr, t, st.leaders.len() as i32).await {
+                    tracing::warn!(link = %self.spec.name, topic = %t, error = %e, "mirror topic not ready");
+                    for p in 0..st.leaders.len() as i32 {
+                        self.status
+                            .update(t, p, |s| s.state = format!("ERROR: {e}"));
+                    }
+                }
+            }
+        }
+        self.topics = topics;
+        Ok(())
+    }
+
+    /// Creates (or grows) the local mirror topic of `topic`; refuses a local topic that is
+    /// not this link's mirror.
+    async fn ensure_local(
+        &mut self,
+        addr: &str,
+        topic: &str,
+        partitions: i32,
+    ) -> anyhow::Result<()> {
+        let broker = self.broker.clone();
+        if let Some(t) = broker.store.topic(topic) {
+            if t.meta.attributes.get(MIRROR_ATTRIBUTE) != Some(&self.spec.name) {
+                anyhow::bail!(
+                    "topic {topic} exists here and is not a mirror of link {}",
+                    self.spec.name
+                );
+            }
+            if (t.partitions.len() as i32) < partitions {
+                broker
+                    .create_partitions(topic, partitions, false)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                tracing::info!(link = %self.spec.name, topic, partitions, "mirror topic grown");
+            }
+            return Ok(());
+        }
+        let configs = self.source_configs(addr, topic).await.unwrap_or_default();
+        let t = crate::topics::NewTopic {
+            name: topic.to_string(),
+            partitions,
+            replication_factor: -1,
+            configs,
+            assignment: None,
+            attributes: [(MIRROR_ATTRIBUTE.to_string(), self.spec.name.clone())].into(),
+        };
+        match broker.create_topic(t, false).await {
+            Ok(_) => {
+                tracing::info!(link = %self.spec.name, topic, partitions, "mirror topic created");
+                Ok(())
+            }
+            Err(e) if e.is_exists() => Ok(()),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        }
+    }
+
+    /// The topic configs set on the source (not defaults), to create the mirror with.
+    async fn source_configs(
+        &mut self,
+        addr: &str,
+        topic: &str,
+    ) -> anyhow::Result<BTreeMap<String, String>> {
+        let conn = self.conn(addr).await?;
+        let v = conn.version::<DescribeConfigsRequest>(4)?;
+        let mut req = DescribeConfigsRequest::default();
+        let mut r = DescribeConfigsResource::default();
+        r.resource_type = 2;
+        r.resource_name = StrBytes::from_string(topic.to_string());
+        req.resources = vec![r];
+        let resp = conn.call(&req, v, CALL_TIMEOUT).await?;
+        let mut out = BTreeMap::new();
+        for res in resp.results.iter().filter(|r| r.error_code == 0) {
+            for c in &res.configs {
+                // DYNAMIC_TOPIC_CONFIG: set on the topic, not inherited.
+                let dynamic = c.config_source == 1;
+                // Only settings the local store knows are carried over.
+                if dynamic
+                    && storage::config::validate_topic_config(
+                        &c.name,
+                        c.value.as_deref().unwrap_or(""),
+                    )
+                    .is_ok()
+                {
+                    if let Some(val) = &c.value {
+                        out.insert(c.name.to_string(), val.to_string());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One Fetch to every source leader (concurrently) for the partitions fetched here, and
+    /// the appends of what came back.
+    async fn fetch_round(&mut self) -> anyhow::Result<()> {
+        let mut by_leader: BTreeMap<String, Vec<(String, i32, i64)>> = BTreeMap::new();
+        for (t, st) in &self.topics {
+            let Some(local) = self.broker.store.topic(t) else {
+                continue;
+            };
+            if local.meta.attributes.get(MIRROR_ATTRIBUTE) != Some(&self.spec.name) {
+                continue;
+            }
+            for (p, leader) in st.leaders.iter().enumerate() {
+                let p = p as i32;
+                if !self.fetches_here(t, p) {
+                    continue;
+                }
+                let Some(addr) = self.brokers.get(leader) else {
+                    continue;
+                };
+                let Ok(log) = self.broker.store.partition(t, p) else {
+                    continue;
+                };
+                by_leader.entry(addr.clone()).or_default().push((
+                    t.clone(),
+                    p,
+                    log.log_end_offset(),
+                ));
+            }
+        }
+        if by_leader.is_empty() {
+            tokio::time::sleep(Duration::from_millis(FETCH_WAIT_MS as u64)).await;
+            return Ok(());
+        }
+        for addr in by_leader.keys() {
+            self.conn(addr).await?;
+        }
+        let mut calls = Vec::new();
+        for (addr, parts) in by_leader {
+            let Some(mut conn) = self.conns.remove(&addr) else {
+                continue;
+            };
+            calls.push(async move {
+                let r = fetch(&mut conn, &parts).await;
+                (addr, conn, parts, r)
+            });
+        }
+        let results = futures::future::join_all(calls).await;
+        let mut first_error = None;
+        for (addr, conn, parts, r) in results {
+            match r {
+                Ok(resp) => {
+                    self.conns.insert(addr, conn);
+                    if let Err(e) = self.apply(resp, &parts).await {
+                        first_error.get_or_insert(e);
+                    }
+                }
+                Err(e) => {
+                    for (t, p, _) in &parts {
+                        self.status.update(t, *p, |s| s.fetch_errors += 1);
+                    }
+                    metrics::counter!("mirror_fetch_errors_total", "link" => self.spec.name.clone())
+                        .increment(1);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends a Fetch answer's batches; handles out-of-range offsets and leader moves.
+    async fn apply(
+        &mut self,
+        resp: kafka_protocol::messages::FetchResponse,
+        parts: &[(String, i32, i64)],
+    ) -> anyhow::Result<()> {
+        let mut refresh = false;
+        for t in &resp.responses {
+            let topic = t.topic.0.to_string();
+            for pd in &t.partitions {
+                let p = pd.partition_index;
+                let Ok(log) = self.broker.store.partition(&topic, p) else {
+                    continue;
+                };
+                match pd.error_code {
+                    0 => {}
+                    // OFFSET_OUT_OF_RANGE: the source lost our position (retention, or a
+                    // truncation after an unclean election).
+                    1 => {
+                        let start = parts
+                            .iter()
+                            .find(|(pt, pp, _)| *pt == topic && *pp == p)
+                            .map(|x| x.2)
+                            .unwrap_or(0);
+                        self.realign(&topic, p, start).await?;
+                        continue;
+                    }
+                    // Leadership moved or the topic changed: look again.
+                    code => {
+                        refresh = true;
+                        self.status.update(&topic, p, |s| {
+                            s.fetch_errors += 1;
+                            s.state = format!("ERROR: source answered error code {code}");
+                        });
+                        continue;
+                    }
+                }
+                let records = pd.records.clone().unwrap_or_default();
+                // Only whole batches: a source may cut the last one at max_bytes.
+                let whole: usize = BatchIter::new(&records)
+                    .map(|(_, h, _)| h.total_size())
+                    .sum();
+                let (mut count, mut last_ts) = (0u64, 0i64);
+                for (_, h, _) in BatchIter::new(&records[..whole]) {
+                    count += h.record_count.max(0) as u64;
+                    last_ts = last_ts.max(h.max_timestamp);
+                }
+                if whole > 0 {
+                    let end = log
+                        .append_mirrored(&records[..whole])
+                        .map_err(|e| anyhow::anyhow!("{topic}-{p}: {e}"))?;
+                    self.publish(&topic, p, end);
+                    metrics::counter!("mirror_records_total", "link" => self.spec.name.clone(), "topic" => topic.clone()).increment(count);
+                    metrics::counter!("mirror_bytes_total", "link" => self.spec.name.clone(), "topic" => topic.clone()).increment(whole as u64);
+                }
+                let end = log.log_end_offset();
+                let hw = pd.high_watermark;
+                self.status.update(&topic, p, |s| {
+                    s.source_end = hw;
+                    s.target_end = end;
+                    s.last_fetch_ms = now_ms();
+                    if end >= hw {
+                        s.caught_up_ms = s.last_fetch_ms;
+                    }
+                    s.state = "ACTIVE".into();
+                    if whole > 0 {
+                        s.records_mirrored += count;
+                        s.bytes_mirrored += whole as u64;
+                        s.last_record_timestamp_ms = last_ts;
+                    }
+                });
+                metrics::gauge!("mirror_partition_lag_records", "link" => self.spec.name.clone(), "topic" => topic.clone(), "partition" => p.to_string())
+                    .set((hw - end).max(0) as f64);
+            }
+        }
+        if refresh {
+            self.topics.clear();
+        }
+        Ok(())
+    }
+
+    /// Makes mirrored records visible: the high watermark follows the log end on one node; a
+    /// cluster leader advances it as its followers catch up.
+    fn publish(&self, topic: &str, partition: i32, end: i64) {
+        match &self.broker.cluster {
+            None => {
+                if let Ok(log) = self.broker.store.partition(topic, partition) {
+                    log.set_high_watermark(end);
+                }
+            }
+            Some(c) => {
+                if let Some(p) = c.replicas.get(topic, partition) {
+                    p.update_high_watermark(self.broker.node_id);
+                }
+            }
+        }
+    }
+
+    /// After OFFSET_OUT_OF_RANGE at `at`: restart at the source's log start if it moved past
+    /// us (records deleted before they were mirrored), or cut our log back to the source's
+    /// end if the source lost records we have.
+    async fn realign(&mut self, topic: &str, p: i32, at: i64) -> anyhow::Result<()> {
+        let leader = self
+            .topics
+            .get(topic)
+            .and_then(|t| t.leaders.get(p as usize).copied())
+            .unwrap_or(-1);
+        let addr = self
+            .brokers
+            .get(&leader)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no source leader for {topic}-{p}"))?;
+        let earliest = list_offset(self.conn(&addr).await?, topic, p, -2).await?;
+        let latest = list_offset(self.conn(&addr).await?, topic, p, -1).await?;
+        let log = self.broker.store.partition(topic, p)?;
+        if at < earliest {
+            tracing::warn!(link = %self.spec.name, topic, partition = p, from = at, to = earliest, "source deleted records before they were mirrored; restarting the mirror at the source's log start");
+            log.reset_to(earliest)?;
+            self.publish(topic, p, earliest);
+        } else if at > latest {
+            tracing::warn!(link = %self.spec.name, topic, partition = p, from = at, to = latest, "source log ends before the mirror's (truncated at the source); cutting the mirror back");
+            log.truncate_to(latest)?;
+        }
+        Ok(())
+    }
+}
+
+async fn fetch(
+    conn: &mut KafkaConn,
+    parts: &[(String, i32, i64)],
+) -> anyhow::Result<kafka_protocol::messages::FetchResponse> {
+    let v = conn.version::<FetchRequest>(12)?;
+    let mut req = FetchRequest::default();
+    req.replica_id = BrokerId(-1);
+    req.max_wait_ms = FETCH_WAIT_MS;
+    req.min_bytes = 1;
+    req.max_bytes = FETCH_MAX_BYTES;
+    req.isolation_level = 0;
+    req.session_id = 0;
+    req.session_epoch = -1;
+    let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
+    for (t, p, offset) in parts {
+        let mut fp = FetchPartition::default();
+        fp.partition = *p;
+        fp.fetch_offset = *offset;
+        fp.current_leader_epoch = -1;
+        fp.last_fetched_epoch = -1;
+        fp.log_start_offset = -1;
+        fp.partition_max_bytes = PARTITION_MAX_BYTES;
+        topics.entry(t.clone()).or_default().push(fp);
+    }
+    req.topics = topics
+        .into_iter()
+        .map(|(t, partitions)| {
+            let mut ft = FetchTopic::default();
+            ft.topic = name(&t);
+            ft.partitions = partitions;
+            ft
+        })
+        .collect();
+    conn.call(
+        &req,
+        v,
+        CALL_TIMEOUT + Duration::from_millis(FETCH_WAIT_MS as u64),
+    )
+    .await
+}
+
+/// ListOffsets for one partition: -2 earliest, -1 latest.
+pub(super) async fn list_offset(
+    conn: &mut KafkaConn,
+    topic: &str,
+    p: i32,
+    timestamp: i64,
+) -> anyhow::Result<i64> {
+    let v = conn.version::<ListOffsetsRequest>(7)?;
+    let mut req = ListOffsetsRequest::default();
+    req.replica_id = BrokerId(-1);
+    let mut lp = ListOffsetsPartition::default();
+    lp.partition_index = p;
+    lp.timestamp = timestamp;
+    lp.current_leader_epoch = -1;
+    let mut lt = ListOffsetsTopic::default();
+    lt.name = name(topic);
+    lt.partitions = vec![lp];
+    req.topics = vec![lt];
+    let resp = conn.call(&req, v, CALL_TIMEOUT).await?;
+    resp.topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .find(|x| x.partition_index == p)
+        .map(|x| {
+            if x.error_code != 0 {
+                Err(anyhow::anyhow!(
+                    "ListOffsets {topic}-{p}: error {}",
+                    x.error_code
+                ))
+            } else {
+                Ok(x.offset)
+            }
+        })
+        .unwrap_or_else(|| Err(anyhow::anyhow!("ListOffsets {topic}-{p}: no answer")))
+}
