@@ -22,14 +22,16 @@ use rdkafka::message::{Header, Headers as _, Message as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use rocketmq_client_rust::{
-    ClientError, ClientResult, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus,
-    ConsumeOrderlyContext, ConsumeOrderlyStatus, DefaultMQAdminExt, DefaultMQProducer,
-    DefaultMQPushConsumer, DefaultMQPushConsumerBuilder, LocalTransactionState, MQPushConsumer,
-    QueryResult, RouteAdmin, TopicAdmin, TransactionListener, TransactionMQProducer,
+    ClientError, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeOrderlyContext,
+    ConsumeOrderlyStatus, DefaultMQProducer, LocalTransactionState, MQPushConsumer, QueryResult,
+    RouteAdmin, TopicAdmin, TransactionListener, TransactionMQProducer,
 };
-use rocketmq_common::{client_config, client_runtime, now_ms, start, unique, within, Got, Inbox};
+use rocketmq_common::{
+    admin, client_config, client_runtime, consumer_builder, create_topic, msg, now_ms, ok_result,
+    producer, publish_queues, send_bodies, start, start_consumer, unique, within, Got, Inbox,
+    BROKER_NAME,
+};
 use rocketmq_model::common::config::TopicConfig;
-use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::message_queue::MessageQueue;
 use rocketmq_model::common::message::message_single::Message;
@@ -37,100 +39,12 @@ use rocketmq_model::common::message::MessageTrait;
 use rocketmq_model::result::{SendResult, SendStatus};
 use rocketmq_protocol::protocol::heartbeat::message_model::MessageModel;
 
-const BROKER_NAME: &str = "broker-1";
 const CLUSTER: &str = "DefaultCluster";
 const WAIT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------
 // client helpers
 // ---------------------------------------------------------------------------
-
-async fn producer(namesrv: &str) -> DefaultMQProducer {
-    let mut p = DefaultMQProducer::builder(client_runtime("producer"))
-        .client_config(client_config(namesrv))
-        .producer_group(unique("pg"))
-        .send_msg_timeout(5_000)
-        // no client-side resend: every count below is exact, so a failed send must surface
-        .retry_times_when_send_failed(0)
-        .retry_times_when_send_async_failed(0)
-        .build();
-    within("producer start", 30, p.start())
-        .await
-        .expect("producer start");
-    p
-}
-
-async fn admin(namesrv: &str) -> DefaultMQAdminExt {
-    let mut a = DefaultMQAdminExt::new(client_runtime("admin"));
-    *a.client_config_mut() = client_config(namesrv);
-    a.set_namesrv_addr(namesrv.to_string());
-    within("admin start", 30, a.start())
-        .await
-        .expect("admin start");
-    a
-}
-
-/// `mqadmin updateTopic -b <broker> -t <topic> -r N -w N`, then waits until a producer's route
-/// shows exactly N writable queues on broker-1.
-async fn create_topic(namesrv: &str, broker: &str, topic: &str, queues: u32) -> Vec<MessageQueue> {
-    let mut a = admin(namesrv).await;
-    within(
-        "create_and_update_topic_config",
-        15,
-        a.create_and_update_topic_config(
-            broker.into(),
-            TopicConfig::with_queues(topic.to_string(), queues, queues),
-        ),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("UPDATE_AND_CREATE_TOPIC {topic} on {broker}: {e}"));
-    a.shutdown().await;
-    let mut p = producer(namesrv).await;
-    let mqs = publish_queues(&mut p, topic, queues as usize).await;
-    p.shutdown().await;
-    mqs
-}
-
-/// Polls the producer's route for `topic` until it has `n` queues; returns them sorted by id.
-async fn publish_queues(p: &mut DefaultMQProducer, topic: &str, n: usize) -> Vec<MessageQueue> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = within(
-            "fetch_publish_message_queues",
-            15,
-            p.fetch_publish_message_queues(topic),
-        )
-        .await;
-        match r {
-            Ok(mut q) if q.len() == n => {
-                q.sort_by_key(MessageQueue::queue_id);
-                for (i, mq) in q.iter().enumerate() {
-                    assert_eq!(mq.topic().as_str(), topic);
-                    assert_eq!(mq.broker_name().as_str(), BROKER_NAME);
-                    assert_eq!(mq.queue_id(), i as i32, "queue ids are 0..n: {q:?}");
-                }
-                return q;
-            }
-            other => {
-                if Instant::now() >= deadline {
-                    panic!("route of {topic} never showed {n} queues: {other:?}");
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-fn msg(topic: &str, tag: &str, keys: &[&str], body: &str) -> Message {
-    let mut b = Message::builder().topic(topic).body_slice(body.as_bytes());
-    if !tag.is_empty() {
-        b = b.tags(tag);
-    }
-    if !keys.is_empty() {
-        b = b.keys(keys.iter().map(|k| k.to_string()).collect());
-    }
-    b.build_unchecked()
-}
 
 fn msg_with_props(
     topic: &str,
@@ -145,65 +59,6 @@ fn msg_with_props(
             .expect("user property");
     }
     m
-}
-
-fn ok_result(r: ClientResult<Option<SendResult>>, what: &str) -> SendResult {
-    let r = r
-        .unwrap_or_else(|e| panic!("{what}: send failed: {e}"))
-        .unwrap_or_else(|| panic!("{what}: sync send returned no SendResult"));
-    assert_eq!(r.send_status, SendStatus::SendOk, "{what}: {r}");
-    r
-}
-
-/// A push consumer builder with the settings every test shares: the given group, clustering,
-/// start from the first offset for new groups, one consume thread (so dispatch order is pull
-/// order), one message per listener call, client-side rebalancing (the 4.x way).
-fn consumer_builder(namesrv: &str, group: &str) -> DefaultMQPushConsumerBuilder {
-    DefaultMQPushConsumer::builder(client_runtime("consumer"))
-        .client_config(client_config(namesrv))
-        .consumer_group(group.to_string())
-        .message_model(MessageModel::Clustering)
-        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
-        .consume_thread_min(1)
-        .consume_thread_max(1)
-        .consume_message_batch_max_size(1)
-        .pull_batch_size(32)
-        .client_rebalance(true)
-}
-
-/// Listener that records every message and acknowledges it.
-fn recorder(
-    inbox: Inbox,
-    name: &str,
-) -> impl Fn(&[&MessageExt], &ConsumeConcurrentlyContext) -> ClientResult<ConsumeConcurrentlyStatus>
-       + Send
-       + Sync
-       + 'static {
-    let name = name.to_string();
-    move |msgs: &[&MessageExt], _ctx: &ConsumeConcurrentlyContext| {
-        for m in msgs {
-            inbox.push(Got::from_ext(&name, m));
-        }
-        Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
-    }
-}
-
-async fn start_consumer(
-    builder: DefaultMQPushConsumerBuilder,
-    topic: &str,
-    expr: &str,
-    inbox: &Inbox,
-    name: &str,
-) -> DefaultMQPushConsumer {
-    let mut c = builder.build();
-    within("subscribe", 10, c.subscribe(topic, expr))
-        .await
-        .expect("subscribe");
-    c.register_message_listener_concurrently(recorder(inbox.clone(), name));
-    within("consumer start", 30, c.start())
-        .await
-        .expect("consumer start");
-    c
 }
 
 fn count_bodies(got: &[Got]) -> BTreeMap<String, usize> {
@@ -1528,20 +1383,6 @@ async fn query_until(p: &mut DefaultMQProducer, topic: &str, key: &str, min: usi
             }
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-async fn send_bodies(p: &DefaultMQProducer, topic: &str, bodies: &[String]) {
-    for b in bodies {
-        ok_result(
-            within(
-                "send",
-                15,
-                p.send_with_timeout(msg(topic, "T", &[], b), 5_000),
-            )
-            .await,
-            b,
-        );
     }
 }
 

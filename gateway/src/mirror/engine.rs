@@ -297,6 +297,7 @@ impl Link {
         let mut r = DescribeConfigsResource::default();
         r.resource_type = 2;
         r.resource_name = StrBytes::from_string(topic.to_string());
+        r.configuration_keys = None;
         req.resources = vec![r];
         let resp = conn.call(&req, v, CALL_TIMEOUT).await?;
         let mut out = BTreeMap::new();
@@ -441,10 +442,18 @@ impl Link {
                     last_ts = last_ts.max(h.max_timestamp);
                 }
                 if whole > 0 {
+                    let restore = self.align_empty_log(&log, &records[..whole])?;
                     let end = log
                         .append_mirrored(&records[..whole])
                         .map_err(|e| anyhow::anyhow!("{topic}-{p}: {e}"))?;
                     self.publish(&topic, p, end);
+                    if let Some(start) = restore {
+                        // The source's log start lies inside its first batch (DeleteRecords
+                        // or retention): the same logical start here.
+                        if let Err(e) = log.delete_records_before(start) {
+                            tracing::warn!(link = %self.spec.name, topic, partition = p, start, error = %e, "mirror log start not moved");
+                        }
+                    }
                     metrics::counter!("mirror_records_total", "link" => self.spec.name.clone(), "topic" => topic.clone()).increment(count);
                     metrics::counter!("mirror_bytes_total", "link" => self.spec.name.clone(), "topic" => topic.clone()).increment(whole as u64);
                 }
@@ -472,6 +481,28 @@ impl Link {
             self.topics.clear();
         }
         Ok(())
+    }
+
+    /// Kafka's follower rule for an empty log: a source batch that starts below our log start
+    /// (the source's start lies inside it) restarts the log at the batch's base offset, so
+    /// the batch is kept whole. Returns the log start to restore after the append.
+    fn align_empty_log(
+        &self,
+        log: &storage::PartitionLog,
+        records: &[u8],
+    ) -> anyhow::Result<Option<i64>> {
+        let start = log.log_start_offset();
+        if log.log_end_offset() != start {
+            return Ok(None);
+        }
+        let first = BatchIter::new(records).find(|(_, h, _)| h.last_offset() >= start);
+        match first {
+            Some((_, h, _)) if h.base_offset < start => {
+                log.reset_to(h.base_offset)?;
+                Ok(Some(start))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Makes mirrored records visible: the high watermark follows the log end on one node; a

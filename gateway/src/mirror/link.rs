@@ -9,6 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// topic is read-only until it is failed over.
 pub(crate) const MIRROR_ATTRIBUTE: &str = "mirror.link";
 
+/// The prefix of a RocketMQ group's retry topic.
+const RETRY_PREFIX: &str = "%RETRY%";
+
 /// Where a link stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum LinkState {
@@ -120,9 +123,16 @@ impl Filters {
         })
     }
 
-    /// Whether the link mirrors `topic`.
+    /// Whether the link mirrors `topic`. A RocketMQ group's `%RETRY%` topic goes with the
+    /// group: it is mirrored when the group's offsets are synced (unless excluded), so that
+    /// messages waiting for redelivery are there after a failover.
     pub(crate) fn topic(&self, topic: &str) -> bool {
-        let included = if self.include.is_empty() {
+        let retry_of_group = topic
+            .strip_prefix(RETRY_PREFIX)
+            .is_some_and(|g| self.group(g));
+        let included = if retry_of_group {
+            true
+        } else if self.include.is_empty() {
             !topic.starts_with("__")
         } else {
             self.include.iter().any(|r| r.is_match(topic))
@@ -167,6 +177,7 @@ mod tests {
         assert!(!f.topic("payments-eu"));
         assert!(!f.topic("xorders"));
         assert!(f.group("g-1") && !f.group("other"));
+        assert!(f.topic("%RETRY%g-1") && !f.topic("%RETRY%other"));
         let all = Filters::new(&spec(&[], &[], None))?;
         assert!(all.topic("anything") && !all.topic("__consumer_offsets") && all.group("x"));
         assert!(Filters::new(&spec(&["("], &[], None)).is_err());
