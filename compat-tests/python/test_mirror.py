@@ -401,3 +401,66 @@ def test_source_over_sasl_ssl_and_admin_api_with_authorizer(server_factory, tmp_
     links = mirror(dst, "list", extra=as_admin).stdout
     assert "mirror-secret" not in links
     assert "mirror-secret" not in "".join(path.read_text(errors="replace") for path in dst.log_paths)
+
+
+def test_link_into_a_three_node_cluster_survives_leader_kill_and_source_restart(server_factory, tmp_path):
+    """Each mirror partition is pulled by its leader in the target cluster and replicated by
+    its followers; killing that leader and restarting the source interrupt nothing but the
+    lag; the failed-over topic takes writes at the next offsets."""
+    from test_cluster import Cluster, read_all
+
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # A fixed port: the link's bootstrap stays valid across the source's restart.
+    src = server_factory(name="src", sets={"listeners": f"PLAINTEXT://127.0.0.1:{port}"})
+    dst = Cluster(tmp_path / "cluster", 3, ["mirror.offset.sync.interval.ms=300"])
+    try:
+        t = unique("cl")
+        create_topic(src.bootstrap, t, 2)
+        first = [Msg(p, None, f"a{p}-{i}".encode()) for i in range(100) for p in range(2)]
+        assert_all_delivered(produce_confluent(src.bootstrap, t, first, {"compression.type": "lz4"}))
+        node1 = type("Admin", (), {"admin_url": "http://" + dict(
+            f.split("=", 1) for f in (dst.root / "node-1.ports").read_text().split())["admin"]})()
+        mirror(node1, "create", "dr", "--source", src.bootstrap, "--topics", t)
+
+        def same(bootstrap: str, ends: Dict[int, int]):
+            for p, end in ends.items():
+                want = read_all(src.bootstrap, t, p, end)
+                assert len(want) == end
+                got = read_all(bootstrap, t, p, end)
+                if got != want:
+                    return False
+            return True
+
+        # Any node's status covers every partition.
+        wait_caught_up(node1, "dr", {(t, 0): 100, (t, 1): 100}, timeout=60)
+        wait_until(lambda: same(dst.bootstrap, {0: 100, 1: 100}), "cluster holds the source's records", 60)
+
+        # SIGKILL the target leader of partition 0; the new leader goes on pulling.
+        leader = dst.partition(t, 0).leader
+        dst.kill(leader)
+        more = [Msg(p, None, f"b{p}-{i}".encode()) for i in range(50) for p in range(2)]
+        assert_all_delivered(produce_confluent(src.bootstrap, t, more))
+        others = dst.other_bootstrap(leader)
+        wait_until(lambda: same(others, {0: 150, 1: 150}), "mirroring goes on after the leader's SIGKILL", 60)
+        dst.restart(leader)
+
+        # The source restarts: the link retries with back-off and resumes at the target's end.
+        src.stop()
+        src.start()
+        assert src.bootstrap == f"127.0.0.1:{port}"
+        assert_all_delivered(produce_confluent(src.bootstrap, t, [Msg(0, None, b"after-restart")]))
+        wait_until(lambda: same(dst.bootstrap, {0: 151, 1: 150}), "mirroring resumes after the source restarts", 60)
+
+        # Failover: writes continue at the next offset.
+        assert json.loads(mirror(node1, "failover", "dr").stdout)["state"] == "FAILED_OVER"
+        p = Producer({"bootstrap.servers": dst.bootstrap, "acks": "all"})
+        got = []
+        p.produce(t, value=b"on-target", partition=1, on_delivery=lambda e, m: got.append((e, m.offset())))
+        assert p.flush(30) == 0
+        assert got == [(None, 150)]
+    finally:
+        dst.down()

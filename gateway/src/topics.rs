@@ -323,6 +323,18 @@ impl Broker {
         name: &str,
         attributes: BTreeMap<String, String>,
     ) -> Result<(), AdminError> {
+        self.set_topic_attributes_and_epochs(name, attributes, BTreeMap::new())
+            .await
+    }
+
+    /// Sets a topic's attributes; in a cluster, also raises the leader epochs of the listed
+    /// partitions to at least the given floors (a mirror topic's failover).
+    pub(crate) async fn set_topic_attributes_and_epochs(
+        &self,
+        name: &str,
+        attributes: BTreeMap<String, String>,
+        epoch_floors: BTreeMap<i32, i32>,
+    ) -> Result<(), AdminError> {
         let Some(cluster) = &self.cluster else {
             return Ok(self.store.set_topic_attributes(name, attributes)?);
         };
@@ -331,6 +343,7 @@ impl Broker {
                 .propose(Command::SetAttributes {
                     name: name.to_string(),
                     attributes,
+                    epoch_floors,
                 })
                 .await?,
         )

@@ -214,6 +214,10 @@ pub(crate) enum Command {
     SetAttributes {
         name: String,
         attributes: BTreeMap<String, String>,
+        /// A mirror topic's failover: each listed partition's leader epoch becomes at least
+        /// this (and is bumped in any case), above the epochs of the batches it mirrored.
+        #[serde(default)]
+        epoch_floors: BTreeMap<i32, i32>,
     },
     /// ElectLeaders: `preferred` moves leadership to the first assigned replica if it is live
     /// and in sync; otherwise (unclean) a leaderless partition takes any live replica.
@@ -564,9 +568,18 @@ impl ClusterState {
                 }
                 None => rejected(UNKNOWN_TOPIC, format!("Topic '{name}' does not exist.")),
             },
-            Command::SetAttributes { name, attributes } => match self.topics.get_mut(&name) {
+            Command::SetAttributes {
+                name,
+                attributes,
+                epoch_floors,
+            } => match self.topics.get_mut(&name) {
                 Some(t) => {
                     t.attributes = attributes;
+                    for (i, floor) in epoch_floors {
+                        if let Some(p) = t.partitions.get_mut(i as usize) {
+                            p.leader_epoch = (p.leader_epoch + 1).max(floor);
+                        }
+                    }
                     Outcome::Ok
                 }
                 None => rejected(UNKNOWN_TOPIC, format!("Topic '{name}' does not exist.")),

@@ -223,6 +223,7 @@ impl Link {
                 if let Some(slot) = leaders.get_mut(p.partition_index as usize) {
                     *slot = p.leader_id.0;
                 }
+                self.status.saw_epoch(&n, p.partition_index, p.leader_epoch);
             }
             topics.insert(n, SourceTopic { leaders });
         }
@@ -238,6 +239,50 @@ impl Link {
             }
         }
         self.topics = topics;
+        if self.broker.cluster.is_some() {
+            self.observe_elsewhere().await?;
+        }
+        Ok(())
+    }
+
+    /// In a cluster, every node's status covers every mirrored partition: for those another
+    /// node pulls, the source's end comes from a ListOffsets at each discovery and the local
+    /// end from this node's replica.
+    async fn observe_elsewhere(&mut self) -> anyhow::Result<()> {
+        let mut by_leader: BTreeMap<String, Vec<(String, i32)>> = BTreeMap::new();
+        for (t, st) in &self.topics {
+            for (p, leader) in st.leaders.iter().enumerate() {
+                let p = p as i32;
+                if self.fetches_here(t, p) {
+                    continue;
+                }
+                if let Some(addr) = self.brokers.get(leader) {
+                    by_leader
+                        .entry(addr.clone())
+                        .or_default()
+                        .push((t.clone(), p));
+                }
+            }
+        }
+        for (addr, parts) in by_leader {
+            let ends = list_offsets(self.conn(&addr).await?, &parts, -1).await?;
+            for ((t, p), end) in ends {
+                let Ok(end) = end else { continue };
+                let local = self
+                    .broker
+                    .store
+                    .partition(&t, p)
+                    .map(|l| l.log_end_offset())
+                    .unwrap_or(0);
+                self.status.update(&t, p, |s| {
+                    s.source_end = end;
+                    s.target_end = local;
+                    if local >= end {
+                        s.caught_up_ms = now_ms();
+                    }
+                });
+            }
+        }
         Ok(())
     }
 
@@ -437,10 +482,13 @@ impl Link {
                     .map(|(_, h, _)| h.total_size())
                     .sum();
                 let (mut count, mut last_ts) = (0u64, 0i64);
+                let mut max_epoch = -1;
                 for (_, h, _) in BatchIter::new(&records[..whole]) {
                     count += h.record_count.max(0) as u64;
                     last_ts = last_ts.max(h.max_timestamp);
+                    max_epoch = max_epoch.max(h.partition_leader_epoch);
                 }
+                self.status.saw_epoch(&topic, p, max_epoch);
                 if whole > 0 {
                     let restore = self.align_empty_log(&log, &records[..whole])?;
                     let end = log
@@ -592,6 +640,51 @@ async fn fetch(
     .await
 }
 
+/// ListOffsets (-2 earliest, -1 latest) of several partitions on one source broker: the
+/// offset or the error code of each.
+#[allow(clippy::type_complexity)]
+async fn list_offsets(
+    conn: &mut KafkaConn,
+    parts: &[(String, i32)],
+    timestamp: i64,
+) -> anyhow::Result<Vec<((String, i32), Result<i64, i16>)>> {
+    let v = conn.version::<ListOffsetsRequest>(7)?;
+    let mut req = ListOffsetsRequest::default();
+    req.replica_id = BrokerId(-1);
+    let mut topics: BTreeMap<String, Vec<ListOffsetsPartition>> = BTreeMap::new();
+    for (t, p) in parts {
+        let mut lp = ListOffsetsPartition::default();
+        lp.partition_index = *p;
+        lp.timestamp = timestamp;
+        lp.current_leader_epoch = -1;
+        topics.entry(t.clone()).or_default().push(lp);
+    }
+    req.topics = topics
+        .into_iter()
+        .map(|(t, partitions)| {
+            let mut lt = ListOffsetsTopic::default();
+            lt.name = name(&t);
+            lt.partitions = partitions;
+            lt
+        })
+        .collect();
+    let resp = conn.call(&req, v, CALL_TIMEOUT).await?;
+    Ok(resp
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |x| {
+                let r = if x.error_code == 0 {
+                    Ok(x.offset)
+                } else {
+                    Err(x.error_code)
+                };
+                ((t.name.0.to_string(), x.partition_index), r)
+            })
+        })
+        .collect())
+}
+
 /// ListOffsets for one partition: -2 earliest, -1 latest.
 pub(super) async fn list_offset(
     conn: &mut KafkaConn,
@@ -599,31 +692,10 @@ pub(super) async fn list_offset(
     p: i32,
     timestamp: i64,
 ) -> anyhow::Result<i64> {
-    let v = conn.version::<ListOffsetsRequest>(7)?;
-    let mut req = ListOffsetsRequest::default();
-    req.replica_id = BrokerId(-1);
-    let mut lp = ListOffsetsPartition::default();
-    lp.partition_index = p;
-    lp.timestamp = timestamp;
-    lp.current_leader_epoch = -1;
-    let mut lt = ListOffsetsTopic::default();
-    lt.name = name(topic);
-    lt.partitions = vec![lp];
-    req.topics = vec![lt];
-    let resp = conn.call(&req, v, CALL_TIMEOUT).await?;
-    resp.topics
-        .iter()
-        .flat_map(|t| t.partitions.iter())
-        .find(|x| x.partition_index == p)
-        .map(|x| {
-            if x.error_code != 0 {
-                Err(anyhow::anyhow!(
-                    "ListOffsets {topic}-{p}: error {}",
-                    x.error_code
-                ))
-            } else {
-                Ok(x.offset)
-            }
-        })
-        .unwrap_or_else(|| Err(anyhow::anyhow!("ListOffsets {topic}-{p}: no answer")))
+    let got = list_offsets(conn, &[(topic.to_string(), p)], timestamp).await?;
+    match got.first() {
+        Some((_, Ok(offset))) => Ok(*offset),
+        Some((_, Err(code))) => Err(anyhow::anyhow!("ListOffsets {topic}-{p}: error {code}")),
+        None => Err(anyhow::anyhow!("ListOffsets {topic}-{p}: no answer")),
+    }
 }

@@ -162,7 +162,7 @@ pub(crate) async fn set_active(
 /// Makes a mirror topic an ordinary, writable topic: its attribute goes, and (on one node)
 /// the leader epoch moves past every mirrored batch, so the records written from now on are
 /// told apart from the source's (failback finds the divergence by epoch).
-async fn promote(broker: &Broker, topic: &str) -> Result<(), MirrorError> {
+async fn promote(broker: &Broker, topic: &str, link: &str) -> Result<(), MirrorError> {
     let Some(t) = broker.store.topic(topic) else {
         return Ok(());
     };
@@ -170,14 +170,19 @@ async fn promote(broker: &Broker, topic: &str) -> Result<(), MirrorError> {
     if attrs.remove(MIRROR_ATTRIBUTE).is_none() {
         return Ok(());
     }
-    if broker.cluster.is_none() {
-        for log in &t.partitions {
-            let next = log.latest_epoch().unwrap_or(0).max(log.leader_epoch()) + 1;
-            log.set_leader_epoch(next);
+    // Writes after the failover carry an epoch above every mirrored batch's: the epoch
+    // history stays monotonic, and a failback finds the divergence point by epoch.
+    let mut floors = broker.mirrors.status(link).epochs_of(topic);
+    for (i, log) in t.partitions.iter().enumerate() {
+        let seen = log.latest_epoch().unwrap_or(0).max(log.leader_epoch());
+        let e = floors.entry(i as i32).or_insert(seen);
+        *e = (*e).max(seen) + 1;
+        if broker.cluster.is_none() {
+            log.set_leader_epoch(*e);
         }
     }
     broker
-        .set_topic_attributes(topic, attrs)
+        .set_topic_attributes_and_epochs(topic, attrs, floors)
         .await
         .map_err(|e| MirrorError::Invalid(e.to_string()))?;
     tracing::info!(topic, "mirror topic failed over: now writable");
@@ -208,7 +213,7 @@ pub(crate) async fn failover(
                 },
             )
             .await?;
-        promote(broker, t).await?;
+        promote(broker, t, name).await?;
         mirrors.status(name).update_state_of_topic(t, "FAILED_OVER");
         return Ok(());
     }
@@ -227,7 +232,7 @@ pub(crate) async fn failover(
         .await?;
     let ours = mirror_topics(broker, name);
     for t in &ours {
-        promote(broker, t).await?;
+        promote(broker, t, name).await?;
         mirrors.status(name).update_state_of_topic(t, "FAILED_OVER");
     }
     mirrors
@@ -266,7 +271,7 @@ pub(crate) async fn delete(broker: &Broker, name: &str) -> Result<(), MirrorErro
         .await?;
     let ours = mirror_topics(broker, name);
     for t in ours {
-        promote(broker, &t).await?;
+        promote(broker, &t, name).await?;
     }
     Ok(())
 }

@@ -36,6 +36,10 @@ pub(crate) struct LinkStatus {
     pub(crate) error: Mutex<Option<String>>,
     /// When offsets were last synced (ms since the epoch) and how many were written.
     pub(crate) last_offset_sync_ms: Mutex<i64>,
+    /// Per partition, the highest leader epoch seen in the source's metadata or in a mirrored
+    /// batch: a failover raises the partition's own epoch above it, so that epochs here stay
+    /// monotonic and a failback finds where the two sides diverged.
+    pub(crate) epochs_seen: Mutex<BTreeMap<(String, i32), i32>>,
 }
 
 impl LinkStatus {
@@ -61,6 +65,23 @@ impl LinkStatus {
                 v.state = state.to_string();
             }
         }
+    }
+
+    /// Records a leader epoch seen for a partition.
+    pub(crate) fn saw_epoch(&self, topic: &str, partition: i32, epoch: i32) {
+        let mut m = self.epochs_seen.lock();
+        let e = m.entry((topic.to_string(), partition)).or_insert(epoch);
+        *e = (*e).max(epoch);
+    }
+
+    /// The highest epoch seen per partition of `topic`.
+    pub(crate) fn epochs_of(&self, topic: &str) -> BTreeMap<i32, i32> {
+        self.epochs_seen
+            .lock()
+            .iter()
+            .filter(|(k, _)| k.0 == topic)
+            .map(|(k, e)| (k.1, *e))
+            .collect()
     }
 
     /// Every partition, in topic and partition order.
