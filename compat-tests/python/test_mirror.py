@@ -464,3 +464,20 @@ def test_link_into_a_three_node_cluster_survives_leader_kill_and_source_restart(
         assert got == [(None, 150)]
     finally:
         dst.down()
+
+
+def test_admin_api_over_https(server_factory, tmp_path):
+    pki = make_pki(tmp_path / "pki")
+    srv = server_factory(sets={"admin.ssl.enable": "true", **tls_sets(pki)})
+    url = f"https://{srv.addrs['admin']}"
+    gw = str(gateway_binary())
+    ok = subprocess.run([gw, "mirror", "--admin", url, "--cacert", str(pki.ca_pem), "list"],
+                        capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == []
+    # Without the CA the server's certificate is not trusted; plain HTTP gets no answer.
+    untrusted = subprocess.run([gw, "mirror", "--admin", url, "list"], capture_output=True, text=True, timeout=30)
+    assert untrusted.returncode != 0 and untrusted.stderr.count("\n") == 1
+    plain = subprocess.run([gw, "mirror", "--admin", url.replace("https", "http"), "list"],
+                           capture_output=True, text=True, timeout=30)
+    assert plain.returncode != 0

@@ -12,7 +12,8 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    BrokerId, DescribeConfigsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, TopicName,
+    BrokerId, DescribeConfigsRequest, FetchRequest, FetchResponse, ListOffsetsRequest,
+    MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, HashMap};
@@ -53,7 +54,18 @@ pub(super) struct Link {
     topics: BTreeMap<String, SourceTopic>,
     brokers: HashMap<i32, String>,
     conns: HashMap<String, KafkaConn>,
+    /// The next Fetch per source leader, sent while the previous answer is appended.
+    prefetched: HashMap<String, Prefetch>,
     client_id: String,
+}
+
+/// Which partitions at which offsets one Fetch asks for.
+type Parts = Vec<(String, i32, i64)>;
+
+/// A Fetch sent ahead, on its own task, with the connection it uses.
+struct Prefetch {
+    parts: Parts,
+    task: tokio::task::JoinHandle<(KafkaConn, anyhow::Result<FetchResponse>)>,
 }
 
 /// Runs a link until `stop` turns true.
@@ -94,13 +106,14 @@ pub(super) async fn run(
         topics: BTreeMap::new(),
         brokers: HashMap::new(),
         conns: HashMap::new(),
+        prefetched: HashMap::new(),
     };
     let mut last_discovery: Option<Instant> = None;
     let mut last_sync: Option<Instant> = None;
     let mut backoff = Duration::from_millis(100);
     loop {
         if *stop.borrow() {
-            return;
+            break;
         }
         let step = async {
             if last_discovery.is_none_or(|t| t.elapsed() >= DISCOVERY_EVERY) {
@@ -117,7 +130,7 @@ pub(super) async fn run(
         };
         let result = tokio::select! {
             r = step => r,
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
         };
         match result {
             Ok(()) => {
@@ -128,15 +141,18 @@ pub(super) async fn run(
                 tracing::warn!(link = %link.spec.name, error = %e, "mirror link error; retrying");
                 *link.status.error.lock() = Some(e.to_string());
                 link.conns.clear();
+                link.stop_prefetches().await;
                 last_discovery = None;
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => return,
+                    _ = stop.changed() => break,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
+    // Nothing fetched for this link may still be in flight once its task has ended.
+    link.stop_prefetches().await;
 }
 
 impl Link {
@@ -401,41 +417,110 @@ impl Link {
             return Ok(());
         }
         for addr in by_leader.keys() {
-            self.conn(addr).await?;
+            if !self.prefetched.contains_key(addr) {
+                self.conn(addr).await?;
+            }
         }
         let mut calls = Vec::new();
         for (addr, parts) in by_leader {
-            let Some(mut conn) = self.conns.remove(&addr) else {
-                continue;
-            };
+            let ahead = self.prefetched.remove(&addr);
+            let idle = self.conns.remove(&addr);
             calls.push(async move {
+                let mut conn = match (ahead, idle) {
+                    (Some(pf), _) => match pf.task.await {
+                        // Sent for exactly these offsets: the answer is the one wanted.
+                        Ok((conn, r)) if pf.parts == parts => return (addr, Some(conn), parts, r),
+                        Ok((conn, Ok(_))) => conn,
+                        Ok((_, Err(e))) => return (addr, None, parts, Err(e)),
+                        Err(e) => {
+                            return (addr, None, parts, Err(anyhow::anyhow!("fetch task: {e}")))
+                        }
+                    },
+                    (None, Some(conn)) => conn,
+                    (None, None) => {
+                        return (addr, None, parts, Err(anyhow::anyhow!("no connection")))
+                    }
+                };
                 let r = fetch(&mut conn, &parts).await;
-                (addr, conn, parts, r)
+                (addr, Some(conn), parts, r)
             });
         }
         let results = futures::future::join_all(calls).await;
         let mut first_error = None;
         for (addr, conn, parts, r) in results {
-            match r {
-                Ok(resp) => {
-                    self.conns.insert(addr, conn);
+            match (conn, r) {
+                (Some(conn), Ok(resp)) => {
+                    self.fetch_ahead(&addr, conn, &parts, &resp);
                     if let Err(e) = self.apply(resp, &parts).await {
                         first_error.get_or_insert(e);
                     }
                 }
-                Err(e) => {
+                (_, r) => {
                     for (t, p, _) in &parts {
                         self.status.update(t, *p, |s| s.fetch_errors += 1);
                     }
                     metrics::counter!("mirror_fetch_errors_total", "link" => self.spec.name.clone())
                         .increment(1);
-                    first_error.get_or_insert(e);
+                    first_error.get_or_insert(
+                        r.err()
+                            .unwrap_or_else(|| anyhow::anyhow!("{addr}: connection lost")),
+                    );
                 }
             }
         }
         match first_error {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+
+    /// Sends the next Fetch to `addr` on its own task, for the offsets that follow this answer,
+    /// so the source reads while this node appends. An answer with an error is handled first.
+    fn fetch_ahead(
+        &mut self,
+        addr: &str,
+        mut conn: KafkaConn,
+        parts: &Parts,
+        resp: &FetchResponse,
+    ) {
+        let mut next = Vec::with_capacity(parts.len());
+        for (t, p, offset) in parts {
+            let pd = resp
+                .responses
+                .iter()
+                .filter(|x| x.topic.0.as_str() == t.as_str())
+                .flat_map(|x| x.partitions.iter())
+                .find(|x| x.partition_index == *p);
+            let Some(pd) = pd else {
+                next.push((t.clone(), *p, *offset));
+                continue;
+            };
+            if pd.error_code != 0 {
+                self.conns.insert(addr.to_string(), conn);
+                return;
+            }
+            let records = pd.records.as_deref().unwrap_or_default();
+            let end = BatchIter::new(records)
+                .map(|(_, h, _)| h.last_offset() + 1)
+                .max()
+                .unwrap_or(*offset)
+                .max(*offset);
+            next.push((t.clone(), *p, end));
+        }
+        let ahead = next.clone();
+        let task = tokio::spawn(async move {
+            let r = fetch(&mut conn, &ahead).await;
+            (conn, r)
+        });
+        self.prefetched
+            .insert(addr.to_string(), Prefetch { parts: next, task });
+    }
+
+    /// Cancels the Fetches sent ahead and waits until they have stopped.
+    async fn stop_prefetches(&mut self) {
+        for (_, pf) in self.prefetched.drain() {
+            pf.task.abort();
+            let _ = pf.task.await;
         }
     }
 
@@ -521,8 +606,26 @@ impl Link {
                         s.last_record_timestamp_ms = last_ts;
                     }
                 });
-                metrics::gauge!("mirror_partition_lag_records", "link" => self.spec.name.clone(), "topic" => topic.clone(), "partition" => p.to_string())
+                let caught_up = self
+                    .status
+                    .partitions
+                    .lock()
+                    .get(&(topic.clone(), p))
+                    .map(|s| s.caught_up_ms)
+                    .unwrap_or(0);
+                let lag_s = if end >= hw || caught_up == 0 {
+                    0.0
+                } else {
+                    (now_ms() - caught_up).max(0) as f64 / 1000.0
+                };
+                let labels = [
+                    ("link", self.spec.name.clone()),
+                    ("topic", topic.clone()),
+                    ("partition", p.to_string()),
+                ];
+                metrics::gauge!("mirror_partition_lag_records", &labels)
                     .set((hw - end).max(0) as f64);
+                metrics::gauge!("mirror_partition_lag_seconds", &labels).set(lag_s);
             }
         }
         if refresh {
@@ -602,7 +705,7 @@ impl Link {
 async fn fetch(
     conn: &mut KafkaConn,
     parts: &[(String, i32, i64)],
-) -> anyhow::Result<kafka_protocol::messages::FetchResponse> {
+) -> anyhow::Result<FetchResponse> {
     let v = conn.version::<FetchRequest>(12)?;
     let mut req = FetchRequest::default();
     req.replica_id = BrokerId(-1);

@@ -120,6 +120,17 @@ impl Mirrors {
             return;
         };
         let state = self.state();
+        for (name, l) in &state.links {
+            for st in [
+                LinkState::Active,
+                LinkState::Paused,
+                LinkState::FailingOver,
+                LinkState::FailedOver,
+            ] {
+                metrics::gauge!("mirror_link_state", "link" => name.clone(), "state" => st.label())
+                    .set(if l.state == st { 1.0 } else { 0.0 });
+            }
+        }
         let mut runtimes = self.runtimes.lock().await;
         let stale: Vec<String> = runtimes
             .iter()
