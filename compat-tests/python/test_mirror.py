@@ -481,3 +481,99 @@ def test_admin_api_over_https(server_factory, tmp_path):
     plain = subprocess.run([gw, "mirror", "--admin", url.replace("https", "http"), "list"],
                            capture_output=True, text=True, timeout=30)
     assert plain.returncode != 0
+
+
+def tansu_binary() -> Optional[str]:
+    import os
+    import shutil
+
+    return os.environ.get("TANSU_BIN") or shutil.which("tansu")
+
+
+@pytest.mark.skipif(tansu_binary() is None, reason="Tansu is not installed (scripts/test installs it into .tools)")
+def test_link_from_tansu_memory_engine(server_factory, tmp_path):
+    """A source that is not this server: Tansu with its memory engine. Records produced there by
+    librdkafka appear here at the same offsets with the same keys, values, headers and
+    timestamps."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(tmp_path / "tansu.log", "wb")
+    tansu = subprocess.Popen(
+        [tansu_binary(), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
+         "--advertised-listener-url", f"tcp://127.0.0.1:{port}", "--storage-engine", "memory://tansu/"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp_path))
+    try:
+        src = f"127.0.0.1:{port}"
+
+        def listening():
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(listening, "Tansu listening")
+        dst = server_factory(name="dst", sets=TARGET_SETS)
+        t = unique("tansu")
+        create_topic(src, t, 2)
+        base = int(time.time() * 1000) - 10_000
+        msgs = sample_messages(2, 15, base)
+        assert_all_delivered(produce_confluent(src, t, msgs))
+        mirror(dst, "create", "tansu", "--source", src, "--topics", t)
+        wait_caught_up(dst, "tansu", {(t, 0): 15, (t, 1): 15})
+        ends = {0: 15, 1: 15}
+        assert records_of(dst.bootstrap, t, ends) == records_of(src, t, ends)
+    finally:
+        tansu.kill()
+        tansu.wait(timeout=10)
+        log.close()
+
+
+def test_link_between_two_three_node_clusters_through_kills_on_both_sides(tmp_path):
+    """Source and target are both 3-node clusters: the link follows the source's leaders, and
+    SIGKILLs of a target leader and of a source leader interrupt nothing but the lag."""
+    from test_cluster import Cluster, create, read_all
+
+    src = Cluster(tmp_path / "src", 3, [])
+    dst = Cluster(tmp_path / "dst", 3, ["mirror.offset.sync.interval.ms=300"])
+    try:
+        t = unique("cc")
+        create(src, t, 2, 3, {"min.insync.replicas": "2"})
+        acks_all = {"acks": "all", "enable.idempotence": True}
+        first = [Msg(p, None, f"a{p}-{i}".encode()) for i in range(100) for p in range(2)]
+        assert_all_delivered(produce_confluent(src.bootstrap, t, first, acks_all))
+        node1 = type("Admin", (), {"admin_url": "http://" + dict(
+            f.split("=", 1) for f in (dst.root / "node-1.ports").read_text().split())["admin"]})()
+        mirror(node1, "create", "dr", "--source", src.bootstrap, "--topics", t)
+
+        def same(src_bootstrap: str, dst_bootstrap: str, ends: Dict[int, int]) -> bool:
+            for p, end in ends.items():
+                want = read_all(src_bootstrap, t, p, end)
+                assert len(want) == end
+                if read_all(dst_bootstrap, t, p, end) != want:
+                    return False
+            return True
+
+        wait_caught_up(node1, "dr", {(t, 0): 100, (t, 1): 100}, timeout=60)
+        assert same(src.bootstrap, dst.bootstrap, {0: 100, 1: 100})
+
+        # A target leader dies.
+        victim = dst.partition(t, 0).leader
+        dst.kill(victim)
+        more = [Msg(p, None, f"b{p}-{i}".encode()) for i in range(50) for p in range(2)]
+        assert_all_delivered(produce_confluent(src.bootstrap, t, more, acks_all))
+        wait_until(lambda: same(src.bootstrap, dst.other_bootstrap(victim), {0: 150, 1: 150}),
+                   "mirroring goes on after a target leader's SIGKILL", 60)
+        dst.restart(victim)
+
+        # A source leader dies: the link finds the new one.
+        source_victim = src.partition(t, 1).leader
+        src.kill(source_victim)
+        live_src = src.other_bootstrap(source_victim)
+        last = [Msg(p, None, f"c{p}-{i}".encode()) for i in range(50) for p in range(2)]
+        assert_all_delivered(produce_confluent(live_src, t, last, {**acks_all, "message.timeout.ms": 60000}))
+        wait_until(lambda: same(live_src, dst.bootstrap, {0: 200, 1: 200}),
+                   "mirroring goes on after a source leader's SIGKILL", 90)
+    finally:
+        dst.down()
+        src.down()

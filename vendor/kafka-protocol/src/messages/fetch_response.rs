@@ -549,7 +549,10 @@ impl Decodable for FetchResponse {
                             node_endpoints =
                                 types::CompactArray(types::Struct { version }).decode(buf)?;
                         } else {
-                            bail!("Tag {} is not valid for version {}", tag, version);
+                            // PATCHED: some brokers (Tansu 0.6) send node_endpoints below v16;
+                            // a tagged field a version does not know is skipped, not an error.
+                            let unknown_value = buf.try_get_bytes(size as usize)?;
+                            unknown_tagged_fields.insert(tag as i32, unknown_value);
                         }
                     }
                     _ => {
