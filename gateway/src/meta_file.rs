@@ -3,6 +3,7 @@
 //! leaves either the old or the new content.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Writes `value` as JSON to `path` atomically and durably.
@@ -12,7 +13,13 @@ pub(crate) async fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> s
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         let tmp = path.with_extension("tmp");
         {
-            let mut f = std::fs::File::create(&tmp)?;
+            // Owner-only: these files hold salted credentials and links' source passwords.
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
         }
