@@ -281,6 +281,33 @@ def parse_produce_v3(body: bytes) -> List[Tuple[str, int, int, int]]:
     return out
 
 
+# -- Produce v8 (KIP-467 record errors) -----------------------------------------------------------
+
+def produce_v8_request(corr: int, topic: str, batches: Sequence[Tuple[int, bytes]], acks: int = -1) -> bytes:
+    """One topic, one batch per listed partition."""
+    body = string(None) + i16(acks) + i32(30000) + i32(1) + string(topic) + i32(len(batches))
+    for partition, batch in batches:
+        body += i32(partition) + i32(len(batch)) + batch
+    return request(API_PRODUCE, 8, corr, body)
+
+
+def parse_produce_v8(body: bytes):
+    """[(topic, partition, error_code, base_offset, [(batch_index, message)], error_message)]"""
+    r = Reader(body)
+    out = []
+    for _ in range(r.i32()):
+        name = r.string()
+        for _ in range(r.i32()):
+            p, err, base = r.i32(), r.i16(), r.i64()
+            r.i64()  # log append time
+            r.i64()  # log start offset
+            record_errors = [(r.i32(), r.string()) for _ in range(r.i32())]
+            out.append((name, p, err, base, record_errors, r.string()))
+    r.i32()  # throttle
+    assert r.at_end()
+    return out
+
+
 # -- ListOffsets v1 ----------------------------------------------------------------------------
 
 def list_offsets_v1_request(corr: int, topic: str, partition: int, timestamp: int) -> bytes:

@@ -117,6 +117,13 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "1048588",
         ConfigType::Int,
     ),
+    // Deprecated in Kafka 3.x: accepted and ignored (every batch is v2), as Kafka 3.x does.
+    def(
+        "message.format.version",
+        "log.message.format.version",
+        "3.0-IV1",
+        ConfigType::String,
+    ),
     def(
         "message.timestamp.type",
         "log.message.timestamp.type",

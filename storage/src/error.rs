@@ -67,6 +67,15 @@ pub enum StorageError {
         /// Epoch received.
         got: i16,
     },
+    /// Records the topic refuses (KIP-467): each one's index in its batch and the reason;
+    /// the rest of the batch is refused with them.
+    #[error("{message}")]
+    InvalidRecords {
+        /// The partition-level message.
+        message: String,
+        /// (index of the record in its batch, why it was refused).
+        records: Vec<(i32, String)>,
+    },
     /// A metadata or offsets file could not be parsed.
     #[error("corrupt metadata file {0}: {1}")]
     CorruptMetadata(String, String),

@@ -270,6 +270,9 @@ impl PartitionLog {
                 });
             }
         }
+        if config.compact {
+            self.check_keys(records)?;
+        }
         let mut w = self.writer.lock();
         // Idempotence: a retried batch is acknowledged with its original offsets.
         for (_, h) in &batches {
@@ -402,6 +405,32 @@ impl PartitionLog {
         self.epochs
             .lock()
             .end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// A compacted log keeps the last record per key: a record without a key is refused, as
+    /// Kafka refuses it, with the index of each one (KIP-467).
+    fn check_keys(&self, records: &[u8]) -> Result<()> {
+        let keyless = crate::records::keyless_records(records)?;
+        if keyless.is_empty() {
+            return Ok(());
+        }
+        let why = format!(
+            "Compacted topic cannot accept message without key in topic partition {}-{}.",
+            self.topic, self.partition
+        );
+        let shown: Vec<String> = keyless
+            .iter()
+            .take(3)
+            .map(|i| format!("RecordError(batchIndex={i}, message='{why}')"))
+            .collect();
+        Err(StorageError::InvalidRecords {
+            message: format!(
+                "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+                keyless.len(),
+                shown.join(", ")
+            ),
+            records: keyless.into_iter().map(|i| (i, why.clone())).collect(),
+        })
     }
 
     /// Appends batches copied from the leader: offsets and epochs are kept as the leader

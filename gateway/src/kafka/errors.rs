@@ -30,5 +30,6 @@ pub(crate) fn error(e: &StorageError) -> ResponseError {
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         StorageError::CorruptMetadata(..) => ResponseError::KafkaStorageError,
+        StorageError::InvalidRecords { .. } => ResponseError::InvalidRecord,
     }
 }

@@ -10,11 +10,13 @@ use bytes::Bytes;
 use codecs::kafka::legacy::{self, LegacyPartitionResponse};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::sync::Arc;
-use storage::PartitionLog;
+use storage::{PartitionLog, StorageError};
 
 fn partition_error(index: i32, code: i16) -> PartitionProduceResponse {
     let mut r = PartitionProduceResponse::default();
@@ -164,6 +166,17 @@ pub(crate) fn begin(ctx: &RequestContext<'_>, req: ProduceRequest) -> Pending {
                     let mut p = partition_error(pd.index, errors::code(&e));
                     if ctx.version >= 8 {
                         p.error_message = Some(super::sb(&e.to_string()));
+                        if let StorageError::InvalidRecords { records, .. } = &e {
+                            p.record_errors = records
+                                .iter()
+                                .map(|(i, why)| {
+                                    let mut r = BatchIndexAndErrorMessage::default();
+                                    r.batch_index = *i;
+                                    r.batch_index_error_message = Some(super::sb(why));
+                                    r
+                                })
+                                .collect();
+                        }
                     }
                     parts.push(p);
                 }
