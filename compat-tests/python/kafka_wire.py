@@ -261,9 +261,15 @@ def record_batch(records: Sequence[Tuple[Optional[bytes], Optional[bytes]]], bas
 # -- Produce v3 ----------------------------------------------------------------------------
 
 def produce_v3_request(corr: int, topic: str, partition: int, batch: bytes, acks: int = -1) -> bytes:
-    body = string(None) + i16(acks) + i32(30000)
-    body += i32(1) + string(topic) + i32(1) + i32(partition) + i32(len(batch)) + batch
-    return request(API_PRODUCE, 3, corr, body)
+    return request(API_PRODUCE, 3, corr, _produce_body(topic, [(partition, batch)], acks))
+
+
+def _produce_body(topic: str, batches: Sequence[Tuple[int, bytes]], acks: int) -> bytes:
+    """Produce v3-v8 body: one topic, one batch per listed partition."""
+    body = string(None) + i16(acks) + i32(30000) + i32(1) + string(topic) + i32(len(batches))
+    for partition, batch in batches:
+        body += i32(partition) + i32(len(batch)) + batch
+    return body
 
 
 def parse_produce_v3(body: bytes) -> List[Tuple[str, int, int, int]]:
@@ -285,10 +291,7 @@ def parse_produce_v3(body: bytes) -> List[Tuple[str, int, int, int]]:
 
 def produce_v8_request(corr: int, topic: str, batches: Sequence[Tuple[int, bytes]], acks: int = -1) -> bytes:
     """One topic, one batch per listed partition."""
-    body = string(None) + i16(acks) + i32(30000) + i32(1) + string(topic) + i32(len(batches))
-    for partition, batch in batches:
-        body += i32(partition) + i32(len(batch)) + batch
-    return request(API_PRODUCE, 8, corr, body)
+    return request(API_PRODUCE, 8, corr, _produce_body(topic, batches, acks))
 
 
 def parse_produce_v8(body: bytes):
