@@ -47,6 +47,13 @@ pub(crate) const DEFAULTS: &[(&str, &str)] = &[
     ("auto.create.topics.enable", "true"),
     ("delete.topic.enable", "true"),
     ("log.retention.check.interval.ms", "300000"),
+    // The log cleaner of compacted topics (Kafka's names and defaults).
+    ("log.cleaner.enable", "true"),
+    ("log.cleaner.backoff.ms", "15000"),
+    (
+        "log.cleaner.io.max.bytes.per.second",
+        "1.7976931348623157E308",
+    ),
     ("log.retention.hours", "168"),
     ("log.roll.hours", "168"),
     ("message.max.bytes", "1048588"),

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod broker;
+mod cleaner;
 mod cluster;
 mod config;
 mod connections;

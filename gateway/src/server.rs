@@ -388,6 +388,15 @@ pub(crate) async fn run(cfg: Config, cli_scram: Vec<String>) -> anyhow::Result<(
         None => "none".to_string(),
     };
 
+    if cfg.bool("log.cleaner.enable")? {
+        let every = Duration::from_millis(cfg.int("log.cleaner.backoff.ms")?.max(10) as u64);
+        let rate = cfg
+            .get("log.cleaner.io.max.bytes.per.second")
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::INFINITY);
+        tokio::spawn(crate::cleaner::run(store.clone(), every, rate));
+    }
+
     let retention_every = cfg.int("log.retention.check.interval.ms")?.max(10) as u64;
     {
         let store = store.clone();

@@ -307,6 +307,15 @@ pub struct LogConfig {
     pub delete: bool,
     /// `cleanup.policy` contains `compact`.
     pub compact: bool,
+    /// Clean once this share of the cleanable bytes is dirty (`min.cleanable.dirty.ratio`).
+    pub min_cleanable_dirty_ratio: f64,
+    /// Records younger than this are not compacted (`min.compaction.lag.ms`).
+    pub min_compaction_lag_ms: i64,
+    /// Dirty records older than this are compacted whatever the ratio
+    /// (`max.compaction.lag.ms`).
+    pub max_compaction_lag_ms: i64,
+    /// Tombstones older than this are removed by the cleaner (`delete.retention.ms`).
+    pub delete_retention_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -352,6 +361,12 @@ impl LogConfig {
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
             delete: policy.split(',').any(|p| p.trim() == "delete"),
             compact: policy.split(',').any(|p| p.trim() == "compact"),
+            min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+                .parse::<f64>()
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: num("min.compaction.lag.ms"),
+            max_compaction_lag_ms: num("max.compaction.lag.ms"),
+            delete_retention_ms: num("delete.retention.ms"),
         }
     }
 

@@ -3,6 +3,7 @@
 //! idempotent-producer state, committed offsets and topic metadata. Front ends never touch
 //! files; they call this crate.
 
+pub mod cleaner;
 pub mod config;
 pub mod error;
 pub mod index;
@@ -15,6 +16,7 @@ pub mod records;
 pub mod segment;
 pub mod store;
 
+pub use cleaner::CleanStats;
 pub use config::LogConfig;
 pub use error::{Result, StorageError};
 pub use log::{AppendResult, PartitionLog, TimestampOffset};

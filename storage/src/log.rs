@@ -86,6 +86,8 @@ impl PartitionLog {
     /// Opens (or creates) the log in `dir`, recovering the active segment.
     pub fn open(dir: &Path, topic: &str, partition: i32, config: LogConfig) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
+        // A cleaning pass a crash interrupted: its half-written copies are dropped.
+        let _ = std::fs::remove_dir_all(dir.join(crate::cleaner::WORK_DIR));
         let mut bases: Vec<i64> = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let name = entry?.file_name();
@@ -437,7 +439,29 @@ impl PartitionLog {
     /// assigned them. Batches entirely below the log end (a repeated fetch) are skipped; a gap
     /// is an error. Returns the new log end.
     pub fn append_replica(&self, records: &[u8]) -> Result<i64> {
-        self.append_copied(records, false)
+        // A compacted leader's log has gaps between batches.
+        self.append_copied(records, self.config().compact)
+    }
+
+    /// The segments before the active one, oldest first (what the cleaner may rewrite).
+    pub(crate) fn closed_segments(&self) -> Vec<Arc<Segment>> {
+        let s = self.segments.read();
+        let n = s.len().saturating_sub(1);
+        s.values().take(n).cloned().collect()
+    }
+
+    /// Swaps in the cleaned copy of `old` written in `work`. False (and nothing changed) when
+    /// `old` is no longer a closed segment of this log (retention deleted it meanwhile).
+    pub(crate) fn install_cleaned(&self, old: &Arc<Segment>, work: &Path) -> Result<bool> {
+        let mut segs = self.segments.write();
+        let base = old.base_offset();
+        let current = segs.get(&base).is_some_and(|s| Arc::ptr_eq(s, old));
+        if !current || segs.keys().next_back() == Some(&base) {
+            return Ok(false);
+        }
+        let seg = Segment::replace_from(&self.dir, work, base)?;
+        segs.insert(base, Arc::new(seg));
+        Ok(true)
     }
 
     /// Appends batches copied from another cluster (a mirror link): as

@@ -372,6 +372,27 @@ impl Segment {
         self.sync_indexes()
     }
 
+    /// Puts the segment with `base_offset` written in `work` (the cleaner's directory) in
+    /// place of the one in `dir`, and opens it. The old indexes are removed first, so a crash
+    /// between the steps leaves a log file whose indexes are rebuilt when it is opened.
+    pub fn replace_from(dir: &Path, work: &Path, base_offset: i64) -> Result<Self> {
+        let (log, idx, tidx) = paths(dir, base_offset);
+        let (new_log, new_idx, new_tidx) = paths(work, base_offset);
+        for p in [&idx, &tidx] {
+            match std::fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        File::open(dir)?.sync_all()?;
+        std::fs::rename(&new_log, &log)?;
+        std::fs::rename(&new_idx, &idx)?;
+        std::fs::rename(&new_tidx, &tidx)?;
+        File::open(dir)?.sync_all()?;
+        Ok(Self::open(dir, base_offset, false)?.0)
+    }
+
     /// Removes the segment's files. Readers that still hold it keep reading the unlinked file.
     pub fn delete_files(&self) -> Result<()> {
         let dir = self

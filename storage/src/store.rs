@@ -4,6 +4,7 @@
 //! Layout under the data directory:
 //! `meta/topics.json`, `offsets/offsets.journal`, `logs/<topic>-<partition>/<segments>`.
 
+use crate::cleaner::CleanStats;
 use crate::config::{validate_topic_config, LogConfig};
 use crate::error::{Result, StorageError};
 use crate::log::PartitionLog;
@@ -470,6 +471,23 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// One cleaning pass over every compacted partition that is due; what each pass did.
+    pub fn clean(&self, now_ms: i64, io_bytes_per_sec: f64) -> Vec<(String, i32, CleanStats)> {
+        let mut out = Vec::new();
+        for t in self.topics() {
+            for p in &t.partitions {
+                match p.clean(now_ms, io_bytes_per_sec) {
+                    Ok(Some(stats)) => out.push((t.meta.name.clone(), p.partition(), stats)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(topic = %t.meta.name, partition = p.partition(), error = %e, "log cleaning failed");
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// fsyncs every log and the offsets journal (clean shutdown).

@@ -2,10 +2,10 @@
 //! rolls, reopen (recovery) and a torn tail; and a process killed with SIGKILL mid-write loses
 //! nothing it acknowledged.
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+mod common;
+
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -16,34 +16,16 @@ fn batch(values: &[Vec<u8>], ts: i64, compression: Compression) -> Vec<u8> {
     let records: Vec<Record> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // kafka-protocol starts a new batch whenever offset - sequence changes.
-            sequence: i as i32,
-            timestamp: ts + i as i64,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(v.clone())),
-            headers: Default::default(),
-            delete_horizon: false,
+        .map(|(i, v)| {
+            common::record(
+                i as i64,
+                ts + i as i64,
+                Some(Bytes::from(format!("k{i}"))),
+                Some(Bytes::from(v.clone())),
+            )
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encode test batch");
-    buf.to_vec()
+    common::encode(&records, compression)
 }
 
 fn config(segment_bytes: u64) -> LogConfig {
