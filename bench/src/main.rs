@@ -5,6 +5,7 @@
 //! stall delays every later message's clock instead of hiding (no coordinated omission).
 //! The Kafka workload uses librdkafka through the `rdkafka` crate, a third-party client.
 
+mod cleaner;
 mod kafka;
 mod report;
 mod rocketmq;
@@ -30,6 +31,8 @@ enum Cmd {
     Rocketmq(rocketmq::Args),
     /// Kafka protocol workload through rskafka (for brokers librdkafka cannot talk to).
     KafkaRs(rskafka_bench::Args),
+    /// The log cleaner's throughput on one compacted partition (in process, no server).
+    Cleaner(cleaner::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Kafka(a) => kafka::run(a),
         Cmd::Rocketmq(a) => rocketmq::run(a),
         Cmd::KafkaRs(a) => rskafka_bench::run(a),
+        Cmd::Cleaner(a) => cleaner::run(a),
     }
 }
