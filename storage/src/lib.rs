@@ -15,10 +15,14 @@ pub mod producer_state;
 pub mod records;
 pub mod segment;
 pub mod store;
+pub mod transactions;
+pub mod txn_index;
 
 pub use cleaner::CleanStats;
 pub use config::LogConfig;
 pub use error::{Result, StorageError};
-pub use log::{AppendResult, PartitionLog, TimestampOffset};
+pub use log::{AppendResult, PartitionLog, ProducerInfo, TimestampOffset};
 pub use offsets::{CommittedOffset, OffsetStore};
 pub use store::{Store, Topic, TopicMeta};
+pub use transactions::{PendingOffset, TxnMeta, TxnState, TxnStore};
+pub use txn_index::AbortedTxn;

@@ -8,8 +8,10 @@ use crate::leader_epochs::LeaderEpochs;
 use crate::producer_state::{ProducerState, SequenceCheck};
 use crate::records;
 use crate::segment::{PendingBatch, Segment};
-use bytes::Bytes;
-use codecs::kafka::batch::{self, BatchIter};
+use crate::txn_index::{AbortedTxn, TxnIndex};
+use bytes::{Bytes, BytesMut};
+use codecs::kafka::batch::{self, BatchHeader, BatchIter};
+use codecs::kafka::control::{self, Marker};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 const LOG_START_FILE: &str = "log-start-offset";
+/// Present once a transactional batch has been written: opening the log then rebuilds its
+/// open and aborted transactions from every segment's headers.
+const TXN_FLAG_FILE: &str = "transactional";
 
 /// Result of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +69,53 @@ pub struct PartitionLog {
     flush_lock: Mutex<()>,
     last_flush_ms: AtomicI64,
     key_index: Mutex<Option<Arc<KeyIndex>>>,
+    /// Open and aborted transactions; taken after `writer` when both are needed.
+    txns: Mutex<TxnIndex>,
+    /// First offset of the oldest open transaction, or `i64::MAX`.
+    first_unstable: AtomicI64,
+    /// Whether the transaction flag file exists.
+    txn_flag: AtomicBool,
+}
+
+/// An active producer of a partition (DescribeProducers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerInfo {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub producer_epoch: i16,
+    /// Sequence of its last record, or -1.
+    pub last_sequence: i32,
+    /// Timestamp of its last batch.
+    pub last_timestamp: i64,
+    /// First offset of its open transaction here, or -1.
+    pub txn_start_offset: i64,
+}
+
+/// Scans every segment's batch headers for transactional batches and markers.
+fn scan_txns(
+    segments: &BTreeMap<i64, Arc<Segment>>,
+    producers: &mut ProducerState,
+) -> Result<TxnIndex> {
+    let mut txns = TxnIndex::default();
+    for seg in segments.values() {
+        let mut pos = 0u64;
+        while let Some(h) = seg.header_at(pos)? {
+            if h.is_transactional() {
+                if h.is_control() {
+                    let bytes = seg.read(pos, h.total_size())?;
+                    if let Some(m) = control::marker_of(&h, &bytes) {
+                        txns.marker(h.producer_id, m, h.base_offset);
+                        producers.record(&h, h.base_offset);
+                    }
+                } else {
+                    txns.data(h.producer_id, h.base_offset);
+                }
+            }
+            pos += h.total_size() as u64;
+        }
+    }
+    Ok(txns)
 }
 
 /// What a timestamp lookup found.
@@ -73,6 +125,15 @@ pub struct TimestampOffset {
     pub offset: i64,
     /// Its timestamp.
     pub timestamp: i64,
+}
+
+/// Whether a transactional data batch belongs to one of `aborted`.
+fn is_aborted(h: &BatchHeader, aborted: &[AbortedTxn]) -> bool {
+    aborted.iter().any(|a| {
+        a.producer_id == h.producer_id
+            && h.base_offset >= a.first_offset
+            && h.base_offset < a.last_offset
+    })
 }
 
 fn now_ms() -> i64 {
@@ -128,6 +189,12 @@ impl PartitionLog {
                 pos += h.total_size() as u64;
             }
         }
+        let txn_flag = dir.join(TXN_FLAG_FILE).exists();
+        let txns = if txn_flag {
+            scan_txns(&segments, &mut producers)?
+        } else {
+            TxnIndex::default()
+        };
         let (hw, _) = watch::channel(log_end);
         let (end_watch, _) = watch::channel(log_end);
         let epochs = LeaderEpochs::open(dir, log_end)?;
@@ -159,7 +226,114 @@ impl PartitionLog {
             flush_lock: Mutex::new(()),
             last_flush_ms: AtomicI64::new(now_ms()),
             key_index: Mutex::new(key_index),
+            first_unstable: AtomicI64::new(txns.first_unstable().unwrap_or(i64::MAX)),
+            txns: Mutex::new(txns),
+            txn_flag: AtomicBool::new(txn_flag),
         })
+    }
+
+    /// Offset below which every transaction is decided (Kafka's last stable offset):
+    /// read_committed readers stop here.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.high_watermark()
+            .min(self.first_unstable.load(Ordering::Acquire))
+    }
+
+    /// Aborted transactions whose records may lie in `[from, to)`.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.txns.lock().aborted_between(from, to)
+    }
+
+    /// Producers this partition knows, with their open transaction's first offset.
+    pub fn producers(&self) -> Vec<ProducerInfo> {
+        let w = self.writer.lock();
+        let txns = self.txns.lock();
+        w.producers
+            .snapshot()
+            .into_iter()
+            .map(
+                |(producer_id, producer_epoch, last_sequence, last_timestamp)| ProducerInfo {
+                    producer_id,
+                    producer_epoch,
+                    last_sequence,
+                    last_timestamp,
+                    txn_start_offset: txns.open_since(producer_id).unwrap_or(-1),
+                },
+            )
+            .collect()
+    }
+
+    /// Writes a transaction marker ending `producer_id`'s transaction in this partition.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: Marker,
+        coordinator_epoch: i32,
+    ) -> Result<AppendResult> {
+        let b = control::encode(
+            marker,
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            now_ms(),
+        );
+        self.append(&b)
+    }
+
+    /// Reads like [`read`](Self::read) but as a read_committed reader that drops records
+    /// itself (RocketMQ consumers): up to the last stable offset, without control batches or
+    /// batches of aborted transactions. Also returns the offset after the last batch
+    /// examined, so a reader can move past a stretch that held nothing visible.
+    pub fn read_visible(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<(Bytes, i64)> {
+        let bytes = self.read_upto(offset, max_bytes, min_one, self.last_stable_offset())?;
+        let mut next = offset;
+        let mut hidden = false;
+        for (_, h, _) in BatchIter::new(&bytes) {
+            next = h.last_offset() + 1;
+            hidden |= h.is_control() || h.is_transactional();
+        }
+        if !hidden {
+            return Ok((bytes, next));
+        }
+        let aborted = self.aborted_between(offset, next);
+        let mut out = BytesMut::with_capacity(bytes.len());
+        for (_, h, b) in BatchIter::new(&bytes) {
+            if h.is_control() || (h.is_transactional() && is_aborted(&h, &aborted)) {
+                continue;
+            }
+            out.extend_from_slice(b);
+        }
+        Ok((out.freeze(), next))
+    }
+
+    /// Notes the transactional batches just appended (under the writer lock, before the high
+    /// watermark can expose them).
+    fn observe_txns(&self, pending: &[PendingBatch<'_>]) -> Result<()> {
+        if !pending.iter().any(|p| p.header.is_transactional()) {
+            return Ok(());
+        }
+        if !self.txn_flag.swap(true, Ordering::AcqRel) {
+            std::fs::File::create(self.dir.join(TXN_FLAG_FILE))?.sync_all()?;
+        }
+        let mut txns = self.txns.lock();
+        for p in pending.iter().filter(|p| p.header.is_transactional()) {
+            if p.header.is_control() {
+                if let Some(m) = control::marker_of(&p.header, p.bytes) {
+                    txns.marker(p.header.producer_id, m, p.base_offset);
+                }
+            } else {
+                txns.data(p.header.producer_id, p.base_offset);
+            }
+        }
+        self.first_unstable
+            .store(txns.first_unstable().unwrap_or(i64::MAX), Ordering::Release);
+        Ok(())
     }
 
     /// The partition's key index, opened (and from then on maintained) on first use, and
@@ -328,6 +502,7 @@ impl PartitionLog {
             w.producers.record(&p.header, p.base_offset);
             count += p.header.record_count as i64;
         }
+        self.observe_txns(&pending)?;
         self.log_end.store(next, Ordering::Release);
         self.end_watch.send_replace(next);
         w.unflushed_messages += count;
@@ -520,6 +695,7 @@ impl PartitionLog {
                 next = p.header.last_offset() + 1;
             }
         }
+        self.observe_txns(&pending)?;
         self.log_end.store(next, Ordering::Release);
         self.end_watch.send_replace(next);
         Ok(next)
@@ -543,6 +719,8 @@ impl PartitionLog {
         self.flushed.store(offset, Ordering::Release);
         self.epochs.lock().truncate_from(0)?;
         w.producers = ProducerState::default();
+        *self.txns.lock() = TxnIndex::default();
+        self.first_unstable.store(i64::MAX, Ordering::Release);
         self.high_watermark.send_replace(offset);
         self.end_watch.send_replace(offset);
         tracing::info!(topic = %self.topic, partition = self.partition, offset, "log restarted at offset");
@@ -587,6 +765,12 @@ impl PartitionLog {
                 producers.record(&h, h.base_offset);
                 pos += h.total_size() as u64;
             }
+        }
+        if self.txn_flag.load(Ordering::Acquire) {
+            let txns = scan_txns(&self.segments.read(), &mut producers)?;
+            self.first_unstable
+                .store(txns.first_unstable().unwrap_or(i64::MAX), Ordering::Release);
+            *self.txns.lock() = txns;
         }
         w.producers = producers;
         self.high_watermark.send_if_modified(|hw| {

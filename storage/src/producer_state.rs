@@ -22,6 +22,7 @@ struct BatchMeta {
 struct Entry {
     epoch: i16,
     batches: VecDeque<BatchMeta>,
+    last_timestamp: i64,
 }
 
 /// Outcome of checking a batch against the producer's history.
@@ -55,7 +56,7 @@ fn next_seq(seq: i32) -> i32 {
 impl ProducerState {
     /// Checks a batch before it is appended.
     pub fn check(&self, h: &BatchHeader) -> Result<SequenceCheck> {
-        if h.producer_id < 0 || h.base_sequence < 0 {
+        if h.producer_id < 0 {
             return Ok(SequenceCheck::Append);
         }
         let Some(e) = self.producers.get(&h.producer_id) else {
@@ -68,6 +69,10 @@ impl ProducerState {
                 current: e.epoch,
                 got: h.producer_epoch,
             });
+        }
+        if h.base_sequence < 0 {
+            // A transaction marker, or a batch without sequence numbers: epoch checked only.
+            return Ok(SequenceCheck::Append);
         }
         if h.producer_epoch > e.epoch {
             if h.base_sequence != 0 {
@@ -102,10 +107,22 @@ impl ProducerState {
 
     /// Records an appended batch (or one found in the log during recovery).
     pub fn record(&mut self, h: &BatchHeader, base_offset: i64) {
+        if h.is_control() && h.producer_id >= 0 {
+            // A marker written with a newer epoch (the coordinator fenced the producer while
+            // aborting its transaction) fences older epochs here too.
+            let e = self.producers.entry(h.producer_id).or_default();
+            if h.producer_epoch > e.epoch {
+                e.epoch = h.producer_epoch;
+                e.batches.clear();
+            }
+            e.last_timestamp = e.last_timestamp.max(h.max_timestamp);
+            return;
+        }
         if h.producer_id < 0 || h.base_sequence < 0 {
             return;
         }
         let e = self.producers.entry(h.producer_id).or_default();
+        e.last_timestamp = h.max_timestamp;
         if h.producer_epoch != e.epoch {
             e.epoch = h.producer_epoch;
             e.batches.clear();
@@ -119,6 +136,20 @@ impl ProducerState {
             base_offset,
             last_offset: base_offset + h.last_offset_delta as i64,
         });
+    }
+
+    /// (producer id, epoch, last sequence or -1, last timestamp) of every producer tracked.
+    pub fn snapshot(&self) -> Vec<(i64, i16, i32, i64)> {
+        let mut v: Vec<_> = self
+            .producers
+            .iter()
+            .map(|(id, e)| {
+                let seq = e.batches.back().map(|b| b.last_seq).unwrap_or(-1);
+                (*id, e.epoch, seq, e.last_timestamp)
+            })
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// Number of producers tracked.

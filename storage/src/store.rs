@@ -60,6 +60,7 @@ pub struct Store {
     topics: DashMap<String, Arc<Topic>>,
     meta_lock: Mutex<()>,
     offsets: OffsetStore,
+    transactions: crate::transactions::TxnStore,
 }
 
 /// Checks a topic name: Kafka's rules, plus `%` and `|` which RocketMQ's retry and DLQ topics
@@ -99,6 +100,7 @@ impl Store {
             topics: DashMap::new(),
             meta_lock: Mutex::new(()),
             offsets: OffsetStore::open(&data_dir.join("offsets"), sync_offsets)?,
+            transactions: crate::transactions::TxnStore::open(&data_dir.join("meta"))?,
         };
         let mut metas = store.load_meta()?;
         let mut next = metas.iter().map(|m| m.code).max().unwrap_or(0);
@@ -447,6 +449,11 @@ impl Store {
     /// The committed-offsets store.
     pub fn offsets(&self) -> &OffsetStore {
         &self.offsets
+    }
+
+    /// The transaction coordinator's durable table.
+    pub fn transactions(&self) -> &crate::transactions::TxnStore {
+        &self.transactions
     }
 
     /// Data directory.

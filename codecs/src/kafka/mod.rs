@@ -2,6 +2,7 @@
 //! bodies come from the `kafka-protocol` crate, re-exported as [`proto`].
 
 pub mod batch;
+pub mod control;
 pub mod frame;
 pub mod legacy;
 
