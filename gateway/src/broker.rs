@@ -47,6 +47,8 @@ pub(crate) struct Broker {
     pub(crate) listeners: Vec<Arc<crate::kafka::session::KafkaListener>>,
     /// Client quotas.
     pub(crate) quotas: crate::auth::quota::Quotas,
+    /// The transaction coordinator.
+    pub(crate) txns: crate::txn::Transactions,
     /// Mirror links.
     pub(crate) mirrors: Arc<crate::mirror::Mirrors>,
     /// Set by the RocketMQ front end: whether a consumer group has consumers online there.
@@ -76,6 +78,25 @@ impl Broker {
                 .get(crate::mirror::link::MIRROR_ATTRIBUTE)
                 .cloned()
         })
+    }
+
+    /// Whether this node coordinates a transactional id (always, on one node).
+    pub(crate) fn coordinates_transaction(&self, id: &str) -> bool {
+        match &self.cluster {
+            None => true,
+            Some(c) => c.coordinator_for(id).is_none_or(|n| n.id == self.node_id),
+        }
+    }
+
+    /// Whether this node leads a partition (always, on one node).
+    pub(crate) fn leads(&self, topic: &str, partition: i32) -> bool {
+        match &self.cluster {
+            None => true,
+            Some(c) => c
+                .replicas
+                .get(topic, partition)
+                .is_some_and(|p| p.check_leader(self.node_id, -1).is_ok()),
+        }
     }
 
     /// This node's advertised endpoint on a listener (the default one if it has no such

@@ -50,6 +50,11 @@ pub(crate) const DEFAULTS: &[(&str, &str)] = &[
     // The log cleaner of compacted topics (Kafka's names and defaults).
     ("log.cleaner.enable", "true"),
     ("log.cleaner.backoff.ms", "15000"),
+    ("transaction.max.timeout.ms", "900000"),
+    (
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "10000",
+    ),
     (
         "log.cleaner.io.max.bytes.per.second",
         "1.7976931348623157E308",

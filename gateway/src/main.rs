@@ -20,6 +20,7 @@ mod producer_ids;
 mod rocketmq;
 mod server;
 mod topics;
+mod txn;
 
 /// mimalloc: the request paths allocate many small, short-lived buffers (headers, property
 /// maps, response frames); measured with `bench rocketmq` it costs less CPU than glibc malloc.

@@ -318,6 +318,7 @@ pub(crate) async fn run(cfg: Config, cli_scram: Vec<String>) -> anyhow::Result<(
         )?,
         groups,
         dynamic,
+        txns: crate::txn::Transactions::new(cfg.int("transaction.max.timeout.ms")?.max(1)),
         store: store.clone(),
         config: cfg.clone(),
         cluster: cluster.clone(),
@@ -395,6 +396,16 @@ pub(crate) async fn run(cfg: Config, cli_scram: Vec<String>) -> anyhow::Result<(
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(f64::INFINITY);
         tokio::spawn(crate::cleaner::run(store.clone(), every, rate));
+    }
+
+    {
+        let every = cfg
+            .int("transaction.abort.timed.out.transaction.cleanup.interval.ms")?
+            .max(10) as u64;
+        tokio::spawn(crate::txn::expiry::run(
+            broker.clone(),
+            Duration::from_millis(every),
+        ));
     }
 
     let retention_every = cfg.int("log.retention.check.interval.ms")?.max(10) as u64;

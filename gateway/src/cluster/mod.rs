@@ -271,7 +271,9 @@ impl Cluster {
                     }
                     if !matches!(
                         cmd,
-                        Command::CommitOffsets { .. } | Command::DeleteOffsets { .. }
+                        Command::CommitOffsets { .. }
+                            | Command::DeleteOffsets { .. }
+                            | Command::Txn { .. }
                     ) {
                         self.reconcile().await;
                     }

@@ -292,10 +292,13 @@ struct SnapshotFile {
     /// Every group's committed offsets (group, entry) at the snapshot.
     #[serde(default)]
     offsets: Vec<(String, OffsetEntry)>,
+    /// The transaction coordinators' table at the snapshot.
+    #[serde(default)]
+    transactions: Vec<(String, storage::TxnMeta)>,
 }
 
-/// Writes replicated offset changes into this node's offset journal.
-fn apply_offsets(store: &Store, cmd: &Command) {
+/// Writes replicated offset and transaction changes into this node's journals.
+fn apply_to_store(store: &Store, cmd: &Command) {
     let result = match cmd {
         Command::CommitOffsets { group, offsets } => {
             let entries: Vec<(String, i32, CommittedOffset)> =
@@ -310,6 +313,7 @@ fn apply_offsets(store: &Store, cmd: &Command) {
             group,
             partitions: None,
         } => store.offsets().delete_group(group),
+        Command::Txn { id, meta } => store.transactions().put(id, meta.clone()),
         _ => return,
     };
     if let Err(e) = result {
@@ -420,6 +424,7 @@ impl StateMachine {
             meta: meta.clone(),
             state: inner.state.clone(),
             offsets: all_offsets(&self.store),
+            transactions: self.store.transactions().all(),
         };
         let bytes = serde_json::to_vec(&file).map_err(write_err)?;
         write_durably(&inner.dir.join("snapshot.json"), &bytes).map_err(write_err)?;
@@ -463,9 +468,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     EntryPayload::Normal(cmd) => {
                         if matches!(
                             cmd,
-                            Command::CommitOffsets { .. } | Command::DeleteOffsets { .. }
+                            Command::CommitOffsets { .. }
+                                | Command::DeleteOffsets { .. }
+                                | Command::Txn { .. }
                         ) {
-                            apply_offsets(&self.store, &cmd);
+                            apply_to_store(&self.store, &cmd);
                         } else {
                             changed = true;
                         }
@@ -515,7 +522,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 by_group.entry(g).or_default().push(e);
             }
             for (group, offsets) in by_group {
-                apply_offsets(&self.store, &Command::CommitOffsets { group, offsets });
+                apply_to_store(&self.store, &Command::CommitOffsets { group, offsets });
+            }
+            for (id, meta) in file.transactions {
+                apply_to_store(&self.store, &Command::Txn { id, meta: Some(meta) });
             }
             inner.state = file.state;
             inner.last_applied = meta.last_log_id;

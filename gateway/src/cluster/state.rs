@@ -249,6 +249,13 @@ pub(crate) enum Command {
         group: String,
         partitions: Option<Vec<(String, i32)>>,
     },
+    /// A transactional id's coordinator state changed (`None`: removed). Like offsets, not
+    /// part of this state: applied to every node's transaction table, so another node can
+    /// take over coordinating the id.
+    Txn {
+        id: String,
+        meta: Option<storage::TxnMeta>,
+    },
     /// ACLs, credentials or quotas changed.
     Security(crate::auth::state::SecurityChange),
     /// A mirror link changed.
@@ -655,7 +662,9 @@ impl ClusterState {
                 target,
             } => self.reassign(&topic, partition, target),
             // Applied to the offset journals by the state machine, not to this state.
-            Command::CommitOffsets { .. } | Command::DeleteOffsets { .. } => Outcome::Ok,
+            Command::CommitOffsets { .. } | Command::DeleteOffsets { .. } | Command::Txn { .. } => {
+                Outcome::Ok
+            }
             Command::AlterIsr {
                 topic,
                 partition,

@@ -33,3 +33,22 @@ pub(crate) fn error(e: &StorageError) -> ResponseError {
         StorageError::InvalidRecords { .. } => ResponseError::InvalidRecord,
     }
 }
+
+/// Kafka error for a transaction coordinator refusal. Requests older than the versions that
+/// know PRODUCER_FENCED get INVALID_PRODUCER_EPOCH instead, as Kafka answers them.
+pub(crate) fn txn(e: &crate::txn::TxnError, knows_fenced: bool) -> ResponseError {
+    use crate::txn::TxnError as E;
+    match e {
+        E::InvalidTimeout { .. } => ResponseError::InvalidTransactionTimeout,
+        E::InvalidProducerIdMapping { .. } => ResponseError::InvalidProducerIdMapping,
+        E::ProducerFenced { .. } if knows_fenced => ResponseError::ProducerFenced,
+        E::ProducerFenced { .. } => ResponseError::InvalidProducerEpoch,
+        E::Concurrent => ResponseError::ConcurrentTransactions,
+        E::InvalidState { .. } => ResponseError::InvalidTxnState,
+        E::Marker { .. } | E::Offsets(_) | E::Replication(_) => {
+            ResponseError::CoordinatorNotAvailable
+        }
+        E::Storage(s) => error(s),
+        E::ProducerId(_) => ResponseError::KafkaStorageError,
+    }
+}

@@ -9,8 +9,10 @@ use crate::cluster::replica::Refusal;
 use codecs::kafka::batch::BatchIter;
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use storage::StorageError;
@@ -110,7 +112,11 @@ fn read_partition(
         }
     }
     d.high_watermark = log.high_watermark();
-    d.last_stable_offset = d.high_watermark;
+    d.last_stable_offset = log.last_stable_offset();
+    if read_committed && fetcher.replica.is_none() {
+        // Records of undecided transactions stay hidden from read_committed consumers.
+        limit = limit.min(d.last_stable_offset);
+    }
     if ctx.version >= 5 {
         d.log_start_offset = log.log_start_offset();
     }
@@ -128,6 +134,23 @@ fn read_partition(
             let n = bytes.len();
             if let Some(q) = quota {
                 q.record(&ctx.broker.store, n);
+            }
+            if read_committed && fetcher.replica.is_none() && n > 0 {
+                let end = BatchIter::new(&bytes)
+                    .last()
+                    .map(|(_, h, _)| h.last_offset() + 1)
+                    .unwrap_or(p.fetch_offset);
+                d.aborted_transactions = Some(
+                    log.aborted_between(p.fetch_offset, end)
+                        .into_iter()
+                        .map(|a| {
+                            let mut t = AbortedTransaction::default();
+                            t.producer_id = ProducerId(a.producer_id);
+                            t.first_offset = a.first_offset;
+                            t
+                        })
+                        .collect(),
+                );
             }
             d.records = Some(bytes);
             Read { data: d, bytes: n }

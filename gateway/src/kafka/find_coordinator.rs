@@ -1,5 +1,5 @@
-//! FindCoordinator: this node coordinates every group (single node). Transaction
-//! coordination is not implemented, so transactional ids get COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator for groups (key type 0) and transactional ids (key type 1): this node on
+//! one node; in a cluster the node chosen from the key.
 
 use super::{sb, RequestContext};
 use crate::auth::acl::{Operation, ResourceType};
@@ -8,6 +8,7 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
 const KEY_GROUP: i8 = 0;
+const KEY_TRANSACTION: i8 = 1;
 
 pub(crate) fn handle(
     ctx: &RequestContext<'_>,
@@ -34,10 +35,11 @@ pub(crate) fn handle(
         if req.key_type == KEY_GROUP {
             (!ctx.allowed(Operation::Describe, ResourceType::Group, key))
                 .then_some(ResponseError::GroupAuthorizationFailed)
-        } else if !ctx.allowed(Operation::Describe, ResourceType::TransactionalId, key) {
-            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if req.key_type != KEY_TRANSACTION {
+            Some(ResponseError::InvalidRequest)
         } else {
-            Some(ResponseError::CoordinatorNotAvailable)
+            (!ctx.allowed(Operation::Describe, ResourceType::TransactionalId, key))
+                .then_some(ResponseError::TransactionalIdAuthorizationFailed)
         }
     };
     let mut resp = FindCoordinatorResponse::default();

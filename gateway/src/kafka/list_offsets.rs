@@ -18,6 +18,7 @@ const EARLIEST_PENDING_UPLOAD: i64 = -5;
 
 pub(crate) fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let store = &ctx.broker.store;
+    let read_committed = ctx.version >= 2 && req.isolation_level == 1;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -57,7 +58,8 @@ pub(crate) fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListO
                     rp.leader_epoch = log.leader_epoch();
                 }
                 Ok(match p.timestamp {
-                    // No transactions yet: the last stable offset is the high watermark.
+                    // read_committed stops at the last stable offset.
+                    LATEST if read_committed => Some((log.last_stable_offset(), -1)),
                     LATEST => Some((log.high_watermark(), -1)),
                     EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => {
                         Some((log.log_start_offset(), -1))

@@ -2,6 +2,8 @@
 //! (Kafka's per-connection ordering guarantee) while reading and writing run independently,
 //! and one thin handler per API key.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_client_quotas;
 mod alter_configs;
 mod alter_partition_reassignments;
@@ -20,8 +22,11 @@ mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
 mod describe_log_dirs;
+mod describe_producers;
+mod describe_transactions;
 mod describe_user_scram_credentials;
 mod elect_leaders;
+mod end_txn;
 mod errors;
 mod fetch;
 mod fetch_session;
@@ -31,6 +36,7 @@ mod incremental_alter_configs;
 mod init_producer_id;
 mod list_offsets;
 mod list_partition_reassignments;
+mod list_transactions;
 pub(crate) mod listener;
 mod metadata;
 mod offset_commit;
@@ -43,6 +49,8 @@ mod sasl_authenticate;
 mod sasl_handshake;
 pub(crate) mod session;
 mod topic_configs;
+mod txn_offset_commit;
+mod write_txn_markers;
 
 use crate::auth::acl::{Operation, ResourceType};
 use crate::auth::{Protocol, Who};
@@ -596,7 +604,10 @@ async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Result<Answ
             reply!(ApiKey::FindCoordinator, find_coordinator::handle(ctx, r))
         }
         RequestKind::InitProducerId(r) => {
-            reply!(ApiKey::InitProducerId, init_producer_id::handle(ctx, r))
+            reply!(
+                ApiKey::InitProducerId,
+                init_producer_id::handle(ctx, r).await
+            )
         }
         RequestKind::OffsetCommit(r) => {
             reply!(ApiKey::OffsetCommit, offset_commit::handle(ctx, r).await)
@@ -661,6 +672,34 @@ async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Result<Answ
         RequestKind::AlterClientQuotas(r) => reply!(
             ApiKey::AlterClientQuotas,
             alter_client_quotas::handle(ctx, r).await
+        ),
+        RequestKind::AddPartitionsToTxn(r) => reply!(
+            ApiKey::AddPartitionsToTxn,
+            add_partitions_to_txn::handle(ctx, r).await
+        ),
+        RequestKind::AddOffsetsToTxn(r) => reply!(
+            ApiKey::AddOffsetsToTxn,
+            add_offsets_to_txn::handle(ctx, r).await
+        ),
+        RequestKind::EndTxn(r) => reply!(ApiKey::EndTxn, end_txn::handle(ctx, r).await),
+        RequestKind::TxnOffsetCommit(r) => reply!(
+            ApiKey::TxnOffsetCommit,
+            txn_offset_commit::handle(ctx, r).await
+        ),
+        RequestKind::WriteTxnMarkers(r) => reply!(
+            ApiKey::WriteTxnMarkers,
+            write_txn_markers::handle(ctx, r).await
+        ),
+        RequestKind::ListTransactions(r) => {
+            reply!(ApiKey::ListTransactions, list_transactions::handle(ctx, r))
+        }
+        RequestKind::DescribeTransactions(r) => reply!(
+            ApiKey::DescribeTransactions,
+            describe_transactions::handle(ctx, r)
+        ),
+        RequestKind::DescribeProducers(r) => reply!(
+            ApiKey::DescribeProducers,
+            describe_producers::handle(ctx, r)
         ),
         RequestKind::DeleteGroups(r) => {
             reply!(

@@ -28,6 +28,49 @@ fn partition_error(index: i32, code: i16) -> PartitionProduceResponse {
     r
 }
 
+/// Checks a partition's batches against transactions: clients never write markers, and a
+/// transactional batch needs WRITE on its transactional id and (KIP-890) an open
+/// transaction holding the partition when this node coordinates the id.
+fn txn_check(
+    ctx: &RequestContext<'_>,
+    transactional_id: Option<&str>,
+    topic: &str,
+    partition: i32,
+    records: &[u8],
+) -> Option<i16> {
+    let mut txn = None;
+    for (_, h, _) in codecs::kafka::batch::BatchIter::new(records) {
+        if h.is_control() {
+            return Some(ResponseError::InvalidRecord.code());
+        }
+        if h.is_transactional() {
+            txn = Some((h.producer_id, h.producer_epoch));
+        }
+    }
+    let (pid, epoch) = txn?;
+    let Some(id) = transactional_id.filter(|i| !i.is_empty()) else {
+        return Some(ResponseError::InvalidRecord.code());
+    };
+    if !ctx.allowed(Operation::Write, ResourceType::TransactionalId, id) {
+        return Some(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    if !ctx.broker.coordinates_transaction(id) {
+        return None;
+    }
+    match ctx
+        .broker
+        .txns
+        .verify(ctx.broker, id, pid, epoch, &(topic.to_string(), partition))
+    {
+        Ok(true) => None,
+        Ok(false) => {
+            tracing::info!(peer = %ctx.peer, transactional_id = %id, topic, partition, "transactional produce to a partition outside the open transaction");
+            Some(ResponseError::InvalidTxnState.code())
+        }
+        Err(e) => Some(errors::txn(&e, ctx.version >= 9).code()),
+    }
+}
+
 pub(crate) async fn handle(
     ctx: &RequestContext<'_>,
     req: ProduceRequest,
@@ -59,6 +102,7 @@ pub(crate) fn begin(ctx: &RequestContext<'_>, req: ProduceRequest) -> Pending {
     let me = ctx.broker.node_id;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let mut request_bytes = 0usize;
+    let txn_id: Option<String> = req.transactional_id.as_ref().map(|t| t.to_string());
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
         let mut parts = Vec::with_capacity(topic.partition_data.len());
@@ -131,6 +175,10 @@ pub(crate) fn begin(ctx: &RequestContext<'_>, req: ProduceRequest) -> Pending {
                 ));
                 continue;
             };
+            if let Some(code) = txn_check(ctx, txn_id.as_deref(), &name, pd.index, &records) {
+                parts.push(partition_error(pd.index, code));
+                continue;
+            }
             match log.append(&records) {
                 Ok(r) => {
                     if !r.duplicate {

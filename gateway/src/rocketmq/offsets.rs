@@ -130,7 +130,7 @@ pub(super) async fn update_consumer_offset(
 
 pub(super) fn max_offset(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
     match queue(rmq, cmd) {
-        Ok(log) => ok().with_ext("offset", log.high_watermark()),
+        Ok(log) => ok().with_ext("offset", log.last_stable_offset()),
         Err(e) => e,
     }
 }
@@ -148,7 +148,7 @@ pub(super) fn search_by_timestamp(rmq: &RocketMq, cmd: &RemotingCommand) -> Remo
         Ok(log) => match log.offset_for_timestamp(ts) {
             Ok(Some(r)) => ok().with_ext("offset", r.offset),
             // Nothing at or after that time: the end of the queue.
-            Ok(None) => ok().with_ext("offset", log.high_watermark()),
+            Ok(None) => ok().with_ext("offset", log.last_stable_offset()),
             Err(e) => reply(rs::SYSTEM_ERROR, e.to_string()),
         },
         Err(e) => e,

@@ -121,7 +121,9 @@ pub(super) async fn pull(rmq: &Arc<RocketMq>, cmd: RemotingCommand) -> RemotingC
         + Duration::from_millis(h.suspend_timeout_millis.clamp(0, MAX_SUSPEND_MS) as u64);
     let mut watch = log.subscribe();
     loop {
-        let (min, max) = (log.log_start_offset(), log.high_watermark());
+        // Records of open Kafka transactions are not consumable yet: the queue ends at the
+        // last stable offset.
+        let (min, max) = (log.log_start_offset(), log.last_stable_offset());
         let offset = h.queue_offset;
         if max == 0 && offset != 0 {
             return response(rs::PULL_OFFSET_MOVED, "NO_MESSAGE_IN_QUEUE", 0, min, max);
@@ -142,7 +144,8 @@ pub(super) async fn pull(rmq: &Arc<RocketMq>, cmd: RemotingCommand) -> RemotingC
             // Read about what maxMsgNums needs rather than the whole 256 KiB: every byte read
             // is decoded. A filtered-out stretch just ends in PULL_RETRY_IMMEDIATELY.
             let want = (max_msgs * READ_BYTES_PER_MESSAGE).clamp(MIN_READ_BYTES, READ_BYTES);
-            let bytes = match log.read(offset, want, true) {
+            // Transaction markers and aborted Kafka transactions are dropped here.
+            let (bytes, examined) = match log.read_visible(offset, want, true) {
                 Ok(b) => b,
                 Err(e) => return reply(rs::SYSTEM_ERROR, e.to_string()),
             };
@@ -155,8 +158,10 @@ pub(super) async fn pull(rmq: &Arc<RocketMq>, cmd: RemotingCommand) -> RemotingC
             let mut body = BytesMut::new();
             let mut found = 0usize;
             let mut next = offset;
+            let mut all_examined = true;
             for m in msgs {
                 if found == max_msgs {
+                    all_examined = false;
                     break;
                 }
                 next = m.queue_offset + 1;
@@ -164,6 +169,10 @@ pub(super) async fn pull(rmq: &Arc<RocketMq>, cmd: RemotingCommand) -> RemotingC
                     encode_stored(&m, &mut body);
                     found += 1;
                 }
+            }
+            if all_examined {
+                // Past hidden records (markers, aborted transactions) as well.
+                next = next.max(examined);
             }
             if found > 0 {
                 metrics::counter!("rocketmq_messages_out_total", "topic" => h.topic.clone())
@@ -180,14 +189,14 @@ pub(super) async fn pull(rmq: &Arc<RocketMq>, cmd: RemotingCommand) -> RemotingC
         }
         // Long poll: wake when the queue grows, or give up at the deadline.
         watch.borrow_and_update();
-        if log.high_watermark() > offset {
+        if log.last_stable_offset() > offset {
             continue;
         }
         match tokio::time::timeout_at(deadline, watch.changed()).await {
             Ok(Ok(())) => {}
             // Timed out, or the queue went away (topic deleted).
             _ => {
-                let (min, max) = (log.log_start_offset(), log.high_watermark());
+                let (min, max) = (log.log_start_offset(), log.last_stable_offset());
                 return response(rs::PULL_NOT_FOUND, "OFFSET_OVERFLOW_ONE", offset, min, max);
             }
         }

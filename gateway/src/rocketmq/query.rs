@@ -14,7 +14,8 @@ const SCAN_LIMIT: i64 = 1_000_000;
 
 /// Reads the record at `offset` of a queue.
 fn read_at(log: &storage::PartitionLog, at: &Location<'_>, offset: i64) -> Option<StoredMessage> {
-    let bytes = log.read(offset, 64 * 1024, true).ok()?;
+    // Only committed records: never one of an open or aborted Kafka transaction.
+    let (bytes, _) = log.read_visible(offset, 64 * 1024, true).ok()?;
     convert::from_batches(bytes, offset, at)
         .ok()?
         .into_iter()
@@ -38,7 +39,7 @@ pub(super) fn read_by_commit_log_offset(rmq: &RocketMq, v: i64) -> Option<Stored
         partition,
         store_host: rmq.broker_addr,
     };
-    let bytes = log.read(offset, 64 * 1024, true).ok()?;
+    let (bytes, _) = log.read_visible(offset, 64 * 1024, true).ok()?;
     convert::from_batches(bytes, offset, &at)
         .ok()?
         .into_iter()
@@ -125,16 +126,17 @@ pub(super) fn query(rmq: &RocketMq, cmd: &RemotingCommand) -> RemotingCommand {
             _ => continue,
         };
         let mut pos = start;
-        while pos < log.high_watermark() && pos - start < SCAN_LIMIT {
-            let Ok(bytes) = log.read(pos, 1024 * 1024, true) else {
+        while pos < log.last_stable_offset() && pos - start < SCAN_LIMIT {
+            let Ok((bytes, examined)) = log.read_visible(pos, 1024 * 1024, true) else {
                 break;
             };
             let Ok(msgs) = convert::from_batches(bytes, pos, &at) else {
                 break;
             };
-            if msgs.is_empty() {
+            if examined <= pos {
                 break;
             }
+            pos = examined;
             for m in msgs {
                 pos = m.queue_offset + 1;
                 if hit(m) {
