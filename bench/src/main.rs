@@ -10,6 +10,7 @@ mod kafka;
 mod report;
 mod rocketmq;
 mod rskafka_bench;
+mod txn;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,8 @@ enum Cmd {
     KafkaRs(rskafka_bench::Args),
     /// The log cleaner's throughput on one compacted partition (in process, no server).
     Cleaner(cleaner::Args),
+    /// Transactional produce against idempotent produce (librdkafka).
+    Txn(txn::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +51,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Rocketmq(a) => rocketmq::run(a),
         Cmd::KafkaRs(a) => rskafka_bench::run(a),
         Cmd::Cleaner(a) => cleaner::run(a),
+        Cmd::Txn(a) => txn::run(a),
     }
 }

@@ -28,7 +28,6 @@ fn advertised(api: ApiKey, version: i16) -> bool {
         ApiKey::GetTelemetrySubscriptions
             | ApiKey::DescribeTopicPartitions
             | ApiKey::ConsumerGroupDescribe
-            | ApiKey::AddPartitionsToTxn
             | ApiKey::ListPartitionReassignments
     ) && version >= 0
 }
@@ -170,4 +169,76 @@ fn java_producers_and_admin_tools_get_answers_they_decode() {
             }
         }
     }
+}
+
+/// The Java 3.9 transactional producer's requests (`kafka-producer-perf-test` with a
+/// `transactional.id`), replayed byte for byte: FindCoordinator for the transaction,
+/// InitProducerId with the id, AddPartitionsToTxn v3, and transactional Produce v11 batches.
+/// The capture's batches carry producer id 6, so six idempotent producers come first.
+#[test]
+fn java_transactional_producer_requests_are_answered() {
+    let (_g, dir) = data_dir();
+    let s = Server::start_in(&dir, &["num.partitions=3"]);
+    for _ in 0..6 {
+        let r = replay(&s, "producer-idempotent.jsonl");
+        assert_eq!(produce_errors(&r).1, Vec::<i16>::new());
+    }
+    let responses = replay(&s, "producer-transactional.jsonl");
+    let mut seen = Vec::new();
+    for (api, r) in &responses {
+        match r {
+            ResponseKind::FindCoordinator(f) => {
+                assert!(f.coordinators.iter().all(|c| c.error_code == 0), "{f:?}");
+                seen.push(*api);
+            }
+            ResponseKind::InitProducerId(i) => {
+                assert_eq!((i.error_code, i.producer_id.0, i.producer_epoch), (0, 6, 0));
+                seen.push(*api);
+            }
+            ResponseKind::AddPartitionsToTxn(a) => {
+                let codes: Vec<(String, i32, i16)> = a
+                    .results_by_topic_v3_and_below
+                    .iter()
+                    .flat_map(|t| {
+                        t.results_by_partition.iter().map(move |p| {
+                            (
+                                t.name.0.to_string(),
+                                p.partition_index,
+                                p.partition_error_code,
+                            )
+                        })
+                    })
+                    .collect();
+                assert_eq!(codes, vec![("jt-tx".to_string(), 1, 0)]);
+                seen.push(*api);
+            }
+            ResponseKind::Produce(p) => {
+                for t in &p.responses {
+                    for pr in &t.partition_responses {
+                        assert_eq!((pr.index, pr.error_code), (1, 0));
+                    }
+                }
+                seen.push(*api);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ApiKey::FindCoordinator,
+            ApiKey::InitProducerId,
+            ApiKey::AddPartitionsToTxn,
+            ApiKey::Produce,
+            ApiKey::Produce
+        ]
+    );
+    let offsets: Vec<i64> = responses
+        .iter()
+        .filter_map(|(_, r)| match r {
+            ResponseKind::Produce(p) => Some(p.responses[0].partition_responses[0].base_offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offsets, vec![0, 59]);
 }

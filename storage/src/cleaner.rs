@@ -8,12 +8,19 @@
 //! `delete.retention.ms` are dropped. Each rewritten segment is built in a work directory and
 //! swapped in with renames (`Segment::replace_from`): a crash at any point leaves either the
 //! old or the new segment, never a mix, and the work directory is cleared on open.
+//!
+//! Transactions: cleaning stops at the last stable offset; records of aborted transactions
+//! are dropped and never count as a key's last record; an ABORT marker is dropped once the
+//! records it hid are gone and it is older than `delete.retention.ms`. COMMIT markers stay
+//! (a partition rebuilds its open transactions from the log, and a committed transaction's
+//! surviving records without their marker would look open).
 
 use crate::error::Result;
-use crate::log::PartitionLog;
+use crate::log::{is_aborted, PartitionLog};
 use crate::segment::{PendingBatch, Segment};
 use bytes::{Bytes, BytesMut};
 use codecs::kafka::batch::{BatchHeader, BatchIter};
+use codecs::kafka::control::{self, Marker};
 use kafka_protocol::records::{
     Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
@@ -112,10 +119,13 @@ impl PartitionLog {
             return Ok(None);
         }
         let lag_floor = now_ms.saturating_sub(config.min_compaction_lag_ms.max(0));
+        // Undecided transactions are not cleaned: the cleanable range ends at the last
+        // stable offset, as Kafka's does.
+        let lso = self.last_stable_offset();
         let cleanable: Vec<Arc<Segment>> = self
             .closed_segments()
             .into_iter()
-            .take_while(|s| s.max_timestamp() <= lag_floor)
+            .take_while(|s| s.max_timestamp() <= lag_floor && s.next_offset() <= lso)
             .collect();
         let first_dirty = self.cleaner_checkpoint();
         let dirty: Vec<&Arc<Segment>> = cleanable
@@ -141,12 +151,16 @@ impl PartitionLog {
             bytes: 0,
         };
         let mut stats = CleanStats::default();
-        // The last offset of every key in the cleanable segments.
+        let range_start = cleanable.first().map(|s| s.base_offset()).unwrap_or(0);
+        let range_end = cleanable.last().map(|s| s.next_offset()).unwrap_or(0);
+        let aborted = self.aborted_between(range_start, range_end);
+        // The last offset of every key in the cleanable segments; records of aborted
+        // transactions never count (no reader can see them).
         let mut last: HashMap<Bytes, i64> = HashMap::new();
         for seg in &cleanable {
             for (h, bytes) in batches(seg, &mut throttle)? {
                 stats.bytes_read += bytes.len() as u64;
-                if h.is_control() {
+                if h.is_control() || (h.is_transactional() && is_aborted(&h, &aborted)) {
                     continue;
                 }
                 for r in decode(&bytes)?.1 {
@@ -163,7 +177,25 @@ impl PartitionLog {
             let mut removed = 0u64;
             for (h, bytes) in batches(seg, &mut throttle)? {
                 if h.is_control() {
-                    kept.push((h.base_offset, h.partition_leader_epoch, bytes.to_vec()));
+                    // An ABORT marker goes once the records it hid are gone (they all lie in
+                    // the range cleaned now) and delete.retention.ms has passed, so readers
+                    // that fetched them before have had time to see the marker.
+                    let spent = control::marker_of(&h, &bytes) == Some(Marker::Abort)
+                        && h.max_timestamp < tombstone_floor
+                        && aborted.iter().any(|a| {
+                            a.producer_id == h.producer_id
+                                && a.last_offset == h.base_offset
+                                && a.first_offset >= range_start
+                        });
+                    if spent {
+                        removed += 1;
+                    } else {
+                        kept.push((h.base_offset, h.partition_leader_epoch, bytes.to_vec()));
+                    }
+                    continue;
+                }
+                if h.is_transactional() && is_aborted(&h, &aborted) {
+                    removed += h.record_count.max(0) as u64;
                     continue;
                 }
                 let (compression, records) = decode(&bytes)?;

@@ -128,7 +128,7 @@ pub struct TimestampOffset {
 }
 
 /// Whether a transactional data batch belongs to one of `aborted`.
-fn is_aborted(h: &BatchHeader, aborted: &[AbortedTxn]) -> bool {
+pub(crate) fn is_aborted(h: &BatchHeader, aborted: &[AbortedTxn]) -> bool {
     aborted.iter().any(|a| {
         a.producer_id == h.producer_id
             && h.base_offset >= a.first_offset

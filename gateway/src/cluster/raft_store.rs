@@ -525,7 +525,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 apply_to_store(&self.store, &Command::CommitOffsets { group, offsets });
             }
             for (id, meta) in file.transactions {
-                apply_to_store(&self.store, &Command::Txn { id, meta: Some(meta) });
+                apply_to_store(
+                    &self.store,
+                    &Command::Txn {
+                        id,
+                        meta: Some(meta),
+                    },
+                );
             }
             inner.state = file.state;
             inner.last_applied = meta.last_log_id;

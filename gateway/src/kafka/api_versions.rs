@@ -48,10 +48,11 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterClientQuotas, 0, 1),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
-    // Transactions without KIP-890 part 2 (no epoch bump per transaction): EndTxn v5,
-    // AddPartitionsToTxn v5, AddOffsetsToTxn v4 and TxnOffsetCommit v5 announce it.
-    (ApiKey::AddPartitionsToTxn, 0, 4),
-    (ApiKey::AddOffsetsToTxn, 0, 3),
+    // Transactions without KIP-890 part 2 (no epoch bump per transaction, which EndTxn v5
+    // and TxnOffsetCommit v5 announce). AddPartitionsToTxn v5 and AddOffsetsToTxn v4 only
+    // admit TRANSACTION_ABORTABLE, which this coordinator never answers.
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::TxnOffsetCommit, 0, 4),
     (ApiKey::WriteTxnMarkers, 1, 1),

@@ -55,7 +55,13 @@ pub(crate) async fn handle(
         if let Err(e) = ctx
             .broker
             .txns
-            .commit_offsets(ctx.broker, id, req.producer_id.0, req.producer_epoch, offsets)
+            .commit_offsets(
+                ctx.broker,
+                id,
+                req.producer_id.0,
+                req.producer_epoch,
+                offsets,
+            )
             .await
         {
             tracing::info!(peer = %ctx.peer, transactional_id = %id, %group, error = %e, "TxnOffsetCommit refused");

@@ -1,0 +1,141 @@
+//! `bench txn`: transactional produce throughput against idempotent produce in the same run
+//! (librdkafka through `rdkafka`). One producer, acks=all, records spread over the topic's
+//! partitions; each transaction sends `n` records, flushes and commits.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, ThreadedProducer};
+use std::time::{Duration, Instant};
+
+/// Transaction workload options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Bootstrap servers.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// Topic (created if missing).
+    #[arg(long, default_value = "bench-txn")]
+    topic: String,
+    /// Partitions of the topic.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Records per measured run.
+    #[arg(long, default_value_t = 200_000)]
+    messages: u64,
+    /// Bytes per record value.
+    #[arg(long, default_value_t = 100)]
+    record_size: usize,
+    /// Records per transaction, one run each.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![100u64, 1000])]
+    txn_sizes: Vec<u64>,
+}
+
+fn producer(
+    a: &Args,
+    transactional_id: Option<&str>,
+) -> anyhow::Result<ThreadedProducer<DefaultProducerContext>> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &a.bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("batch.size", "65536")
+        .set("queue.buffering.max.messages", "1000000");
+    if let Some(id) = transactional_id {
+        c.set("transactional.id", id);
+    }
+    let p: ThreadedProducer<DefaultProducerContext> = c.create()?;
+    if transactional_id.is_some() {
+        p.init_transactions(Duration::from_secs(30))?;
+    }
+    Ok(p)
+}
+
+fn send(p: &ThreadedProducer<DefaultProducerContext>, a: &Args, i: u64, payload: &[u8]) {
+    let partition = (i % a.partitions.max(1) as u64) as i32;
+    let mut rec = BaseRecord::<(), [u8]>::to(&a.topic)
+        .partition(partition)
+        .payload(payload);
+    loop {
+        match p.send(rec) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                // Queue full: let deliveries drain.
+                rec = r;
+                p.poll(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+fn report(what: &str, a: &Args, elapsed: Duration, baseline: Option<f64>) -> f64 {
+    let rate = a.messages as f64 / elapsed.as_secs_f64();
+    let mb = rate * a.record_size as f64 / 1e6;
+    match baseline {
+        Some(b) => println!(
+            "{what}: {rate:.0} msgs/s, {mb:.1} MB/s in {:.2} s ({:.0}% of idempotent)",
+            elapsed.as_secs_f64(),
+            100.0 * rate / b
+        ),
+        None => println!(
+            "{what}: {rate:.0} msgs/s, {mb:.1} MB/s in {:.2} s",
+            elapsed.as_secs_f64()
+        ),
+    }
+    rate
+}
+
+pub(crate) fn run(a: Args) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &a.bootstrap)
+        .create()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(admin.create_topics(
+        &[NewTopic::new(
+            &a.topic,
+            a.partitions,
+            TopicReplication::Fixed(1),
+        )],
+        &AdminOptions::new(),
+    ))?;
+    let payload = vec![b'x'; a.record_size];
+    println!(
+        "txn: {} msgs x {} B over {} partitions, acks=all, one producer",
+        a.messages, a.record_size, a.partitions
+    );
+
+    let p = producer(&a, None)?;
+    let start = Instant::now();
+    for i in 0..a.messages {
+        send(&p, &a, i, &payload);
+    }
+    p.flush(Duration::from_secs(120))?;
+    let base = report("idempotent", &a, start.elapsed(), None);
+    drop(p);
+
+    for &n in &a.txn_sizes {
+        let id = format!("bench-txn-{}-{n}", std::process::id());
+        let p = producer(&a, Some(&id))?;
+        let start = Instant::now();
+        let mut i = 0u64;
+        while i < a.messages {
+            p.begin_transaction()?;
+            let end = (i + n.max(1)).min(a.messages);
+            while i < end {
+                send(&p, &a, i, &payload);
+                i += 1;
+            }
+            p.commit_transaction(Duration::from_secs(60))?;
+        }
+        report(
+            &format!("transactions of {n}"),
+            &a,
+            start.elapsed(),
+            Some(base),
+        );
+    }
+    Ok(())
+}
