@@ -5,7 +5,7 @@
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use std::time::{Duration, Instant};
 
 /// Transaction workload options.
@@ -31,10 +31,7 @@ pub(crate) struct Args {
     txn_sizes: Vec<u64>,
 }
 
-fn producer(
-    a: &Args,
-    transactional_id: Option<&str>,
-) -> anyhow::Result<ThreadedProducer<DefaultProducerContext>> {
+fn producer(a: &Args, transactional_id: Option<&str>) -> anyhow::Result<BaseProducer> {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &a.bootstrap)
         .set("enable.idempotence", "true")
@@ -45,14 +42,15 @@ fn producer(
     if let Some(id) = transactional_id {
         c.set("transactional.id", id);
     }
-    let p: ThreadedProducer<DefaultProducerContext> = c.create()?;
+    // BaseProducer, polled here (see the flush loop in `run`).
+    let p: BaseProducer = c.create()?;
     if transactional_id.is_some() {
         p.init_transactions(Duration::from_secs(30))?;
     }
     Ok(p)
 }
 
-fn send(p: &ThreadedProducer<DefaultProducerContext>, a: &Args, i: u64, payload: &[u8]) {
+fn send(p: &BaseProducer, a: &Args, i: u64, payload: &[u8]) {
     let partition = (i % a.partitions.max(1) as u64) as i32;
     let mut rec = BaseRecord::<(), [u8]>::to(&a.topic)
         .partition(partition)
@@ -121,6 +119,7 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         let p = producer(&a, Some(&id))?;
         let start = Instant::now();
         let mut i = 0u64;
+        let (mut flush_t, mut commit_t, mut txns) = (Duration::ZERO, Duration::ZERO, 0u64);
         while i < a.messages {
             p.begin_transaction()?;
             let end = (i + n.max(1)).min(a.messages);
@@ -128,8 +127,26 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
                 send(&p, &a, i, &payload);
                 i += 1;
             }
+            let t0 = Instant::now();
+            // rdkafka's flush() polls in 100 ms steps once librdkafka's own flush(0) times
+            // out: one flush(0) sends what lingers at once, then a short poll loop waits only
+            // for the deliveries themselves.
+            let _ = p.flush(Duration::ZERO);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while p.in_flight_count() > 0 && Instant::now() < deadline {
+                p.poll(Duration::from_millis(1));
+            }
+            let t1 = Instant::now();
             p.commit_transaction(Duration::from_secs(60))?;
+            flush_t += t1 - t0;
+            commit_t += t1.elapsed();
+            txns += 1;
         }
+        println!(
+            "  per transaction: flush {:.1} ms, commit {:.1} ms",
+            flush_t.as_secs_f64() * 1e3 / txns.max(1) as f64,
+            commit_t.as_secs_f64() * 1e3 / txns.max(1) as f64
+        );
         report(
             &format!("transactions of {n}"),
             &a,

@@ -100,7 +100,10 @@ impl Store {
             topics: DashMap::new(),
             meta_lock: Mutex::new(()),
             offsets: OffsetStore::open(&data_dir.join("offsets"), sync_offsets)?,
-            transactions: crate::transactions::TxnStore::open(&data_dir.join("meta"))?,
+            transactions: crate::transactions::TxnStore::open(
+                &data_dir.join("meta"),
+                sync_offsets,
+            )?,
         };
         let mut metas = store.load_meta()?;
         let mut next = metas.iter().map(|m| m.code).max().unwrap_or(0);

@@ -3,10 +3,12 @@
 //! transaction and the offsets it will commit. Protocol-free: the coordinator in the gateway
 //! decides transitions; this store keeps them across restarts.
 //!
-//! Persistence: the whole table as JSON, written to a temporary file, fsynced and renamed
-//! over `transactions.json` on every change, so a crash leaves the old or the new table.
-//! Tables are small (one entry per transactional id); a journal would be the next step if
-//! that stops being true.
+//! Persistence: the whole table as JSON, written to a temporary file and renamed over
+//! `transactions.json` on every change, so a crash leaves the old or the new table. Like the
+//! logs and the offsets journal, the file is fsynced only under the flush-every-message
+//! policy (`log.flush.interval.messages=1`); otherwise it survives the process being killed,
+//! as acknowledged records do. Tables are small (one entry per transactional id); a journal
+//! would be the next step if that stops being true.
 
 use crate::error::{Result, StorageError};
 use parking_lot::Mutex;
@@ -92,11 +94,12 @@ pub struct TxnMeta {
 pub struct TxnStore {
     path: PathBuf,
     table: Mutex<BTreeMap<String, TxnMeta>>,
+    sync: bool,
 }
 
 impl TxnStore {
-    /// Opens the table kept in `dir`.
-    pub fn open(dir: &Path) -> Result<Self> {
+    /// Opens the table kept in `dir`; `sync` fsyncs every change.
+    pub fn open(dir: &Path, sync: bool) -> Result<Self> {
         let path = dir.join(FILE);
         let table = match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b)
@@ -107,6 +110,7 @@ impl TxnStore {
         Ok(Self {
             path,
             table: Mutex::new(table),
+            sync,
         })
     }
 
@@ -149,11 +153,15 @@ impl TxnStore {
         {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&bytes)?;
-            f.sync_all()?;
+            if self.sync {
+                f.sync_all()?;
+            }
         }
         std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
+        if self.sync {
+            if let Some(dir) = self.path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
         }
         Ok(())
     }
@@ -167,7 +175,7 @@ mod tests {
     fn survives_reopen() {
         let dir = tempfile::tempdir().ok();
         let Some(dir) = dir else { return };
-        let s = TxnStore::open(dir.path()).ok();
+        let s = TxnStore::open(dir.path(), true).ok();
         let Some(s) = s else { panic!("open failed") };
         let m = TxnMeta {
             producer_id: 7,
@@ -182,7 +190,7 @@ mod tests {
         };
         assert!(s.put("a", Some(m.clone())).is_ok());
         drop(s);
-        let s = TxnStore::open(dir.path()).ok();
+        let s = TxnStore::open(dir.path(), true).ok();
         assert_eq!(s.and_then(|s| s.get("a")), Some(m));
     }
 }
