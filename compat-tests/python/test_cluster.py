@@ -109,9 +109,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.fixture
-def cluster(tmp_path, request):
-    c = Cluster(tmp_path / "cluster", getattr(request, "param", 3), [])
+def running_cluster(tmp_path, request, n: int, extra: List[str]):
+    """A cluster for a fixture to yield from: taken down afterwards, its node logs kept."""
+    c = Cluster(tmp_path / "cluster", n, extra)
     yield c
     c.down()
     # Keep the node logs where the test runner collects logs.
@@ -121,6 +121,11 @@ def cluster(tmp_path, request):
         log = tmp_path / "cluster" / f"node-{i}.log"
         if log.exists():
             (logs / f"node-{i}.log").write_bytes(log.read_bytes())
+
+
+@pytest.fixture
+def cluster(tmp_path, request):
+    yield from running_cluster(tmp_path, request, getattr(request, "param", 3), [])
 
 
 def create(c: Cluster, topic: str, partitions: int, rf: int, configs: Dict[str, str] | None = None):

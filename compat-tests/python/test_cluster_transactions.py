@@ -6,28 +6,18 @@ never hangs the last stable offset."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from confluent_kafka import Producer
 
 from helpers import unique, wait_until
-from test_cluster import REPO_ROOT, Cluster, create
+from test_cluster import Cluster, create, running_cluster
 from test_transactions import read_all, send
 
 
 @pytest.fixture
 def txn_cluster(tmp_path, request):
-    c = Cluster(tmp_path / "cluster", 3, ["transaction.abort.timed.out.transaction.cleanup.interval.ms=200"])
-    yield c
-    c.down()
-    logs = Path(os.environ.get("TEST_LOG_DIR", REPO_ROOT / "target" / "test-logs")) / f"cluster-{request.node.name}"
-    logs.mkdir(parents=True, exist_ok=True)
-    for i in range(1, c.n + 1):
-        log = tmp_path / "cluster" / f"node-{i}.log"
-        if log.exists():
-            (logs / f"node-{i}.log").write_bytes(log.read_bytes())
+    yield from running_cluster(
+        tmp_path, request, 3, ["transaction.abort.timed.out.transaction.cleanup.interval.ms=200"])
 
 
 def coordinator_of(bootstrap: str, tid: str):

@@ -67,6 +67,25 @@ def read_all(bootstrap: str, topic: str, partitions, isolation: str, timeout: fl
         c.close()
 
 
+def kp_read_committed(bootstrap: str, topic: str, end: int, timeout: float = 30.0):
+    """(offset, value) of what a kafka-python read_committed consumer of partition 0 gets from
+    offset 0 until its position reaches `end`."""
+    kc = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                       enable_auto_commit=False)
+    try:
+        kc.assign([KTP(topic, 0)])
+        kc.seek(KTP(topic, 0), 0)
+        seen = []
+        deadline = time.monotonic() + timeout
+        while kc.position(KTP(topic, 0)) < end:
+            assert time.monotonic() < deadline, seen
+            for recs in kc.poll(timeout_ms=500).values():
+                seen += [(r.offset, r.value.decode()) for r in recs]
+        return seen
+    finally:
+        kc.close()
+
+
 def test_commit_visible_abort_hidden_with_librdkafka_and_kafka_python(server):
     t = unique("txn")
     create_topic(server.bootstrap, t, 2)
@@ -92,20 +111,8 @@ def test_commit_visible_abort_hidden_with_librdkafka_and_kafka_python(server):
     assert got[0] == [(0, "c0"), (1, "c1"), (2, "c2"), (4, "x0"), (5, "x1"), (6, "x2"), (7, "x3"),
                       (9, "a"), (10, "b")]
 
-    kc = KafkaConsumer(bootstrap_servers=server.bootstrap, isolation_level="read_committed",
-                       enable_auto_commit=False, consumer_timeout_ms=500)
-    try:
-        kc.assign([KTP(t, 0)])
-        kc.seek(KTP(t, 0), 0)
-        seen = []
-        deadline = time.monotonic() + 30
-        while kc.position(KTP(t, 0)) < 12:
-            assert time.monotonic() < deadline, seen
-            for recs in kc.poll(timeout_ms=500).values():
-                seen += [(r.offset, r.value.decode()) for r in recs]
-        assert seen == [(0, "c0"), (1, "c1"), (2, "c2"), (9, "a"), (10, "b")]
-    finally:
-        kc.close()
+    assert kp_read_committed(server.bootstrap, t, 12) == [
+        (0, "c0"), (1, "c1"), (2, "c2"), (9, "a"), (10, "b")]
 
 
 def test_open_transaction_holds_read_committed_at_the_last_stable_offset(server):
@@ -269,19 +276,7 @@ def test_kafka_python_transactions_and_admin_views(server):
     finally:
         admin.close()
         p.close()
-    kc = KafkaConsumer(bootstrap_servers=server.bootstrap, isolation_level="read_committed",
-                       auto_offset_reset="earliest", enable_auto_commit=False)
-    try:
-        kc.assign([KTP(t, 0)])
-        seen = []
-        deadline = time.monotonic() + 30
-        while kc.position(KTP(t, 0)) < 6:
-            assert time.monotonic() < deadline, seen
-            for recs in kc.poll(timeout_ms=500).values():
-                seen += [r.value.decode() for r in recs]
-        assert seen == ["ok0", "ok1", "ok2"]
-    finally:
-        kc.close()
+    assert [v for _, v in kp_read_committed(server.bootstrap, t, 6)] == ["ok0", "ok1", "ok2"]
 
 
 def test_admin_abort_of_a_hanging_transaction_through_write_txn_markers(server):

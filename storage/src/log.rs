@@ -241,6 +241,11 @@ impl PartitionLog {
 
     /// Aborted transactions whose records may lie in `[from, to)`.
     pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        // Most partitions never see a transaction: read_committed fetches (librdkafka's
+        // default) skip the lock for them.
+        if !self.txn_flag.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         self.txns.lock().aborted_between(from, to)
     }
 
@@ -994,6 +999,9 @@ impl PartitionLog {
             if first > self.log_start_offset() {
                 self.log_start.store(first, Ordering::Release);
             }
+        }
+        if deleted > 0 && self.txn_flag.load(Ordering::Acquire) {
+            self.txns.lock().drop_before(self.log_start_offset());
         }
         Ok(deleted)
     }

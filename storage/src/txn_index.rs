@@ -72,11 +72,6 @@ impl TxnIndex {
     pub fn drop_before(&mut self, log_start: i64) {
         self.aborted.retain(|a| a.last_offset >= log_start);
     }
-
-    /// Whether anything is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.open.is_empty() && self.aborted.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -86,6 +81,10 @@ mod tests {
     #[test]
     fn lso_and_aborted_ranges() {
         let mut t = TxnIndex::default();
+        t.data(0, 1);
+        t.marker(0, Marker::Abort, 2);
+        t.drop_before(3);
+        assert_eq!(t.aborted_between(0, 100), vec![]);
         t.data(1, 10);
         t.data(2, 12);
         t.data(1, 14);

@@ -187,12 +187,11 @@ impl Transactions {
     }
 
     /// Starts the transaction if none is open (from Empty or a completed one).
-    fn begin(m: &mut TxnMeta, op: &'static str, now: i64) -> Result<(), TxnError> {
+    fn begin(m: &mut TxnMeta, now: i64) -> Result<(), TxnError> {
         match m.state {
             TxnState::Ongoing => Ok(()),
             TxnState::PrepareCommit | TxnState::PrepareAbort => Err(TxnError::Concurrent),
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
-                let _ = op;
                 m.state = TxnState::Ongoing;
                 m.start_ms = now;
                 m.partitions.clear();
@@ -219,7 +218,7 @@ impl Transactions {
             return Ok(());
         }
         let now = now_ms();
-        Self::begin(&mut m, "AddPartitionsToTxn", now)?;
+        Self::begin(&mut m, now)?;
         m.partitions.extend(partitions.iter().cloned());
         m.update_ms = now;
         self.persist(broker, id, &m).await?;
@@ -254,7 +253,7 @@ impl Transactions {
         let mut m = Self::current(broker, id, producer_id)?;
         Self::check_producer(&m, producer_id, epoch)?;
         let now = now_ms();
-        Self::begin(&mut m, "AddOffsetsToTxn", now)?;
+        Self::begin(&mut m, now)?;
         m.groups.insert(group.to_string());
         m.update_ms = now;
         self.persist(broker, id, &m).await?;
