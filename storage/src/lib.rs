@@ -7,6 +7,7 @@ pub mod cleaner;
 pub mod config;
 pub mod error;
 pub mod index;
+mod journal;
 pub mod key_index;
 pub mod leader_epochs;
 pub mod log;

@@ -13,7 +13,7 @@ use crate::error::{Result, StorageError};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A committed position.
@@ -97,72 +97,54 @@ fn encode(kind: u8, group: &str, topic: &str, partition: i32, c: &CommittedOffse
     p.extend_from_slice(&c.leader_epoch.to_be_bytes());
     p.extend_from_slice(&c.commit_ms.to_be_bytes());
     put_str(&mut p, &c.metadata);
-    let mut rec = Vec::with_capacity(8 + p.len());
-    rec.extend_from_slice(&(p.len() as u32).to_be_bytes());
-    rec.extend_from_slice(&crc32c::crc32c(&p).to_be_bytes());
-    rec.extend_from_slice(&p);
-    rec
+    crate::journal::frame(&p)
 }
 
-fn replay(buf: &[u8], groups: &mut HashMap<String, GroupOffsets>) -> (usize, u64) {
-    let mut pos = 0;
-    let mut records = 0;
-    while buf.len() - pos >= 8 {
-        let len = u32::from_be_bytes([buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]]) as usize;
-        let crc = u32::from_be_bytes([buf[pos + 4], buf[pos + 5], buf[pos + 6], buf[pos + 7]]);
-        if len > MAX_RECORD || buf.len() - pos - 8 < len {
-            break;
+/// Applies one journal record; false if it does not parse.
+fn apply(payload: &[u8], groups: &mut HashMap<String, GroupOffsets>) -> bool {
+    let mut r = Reader(payload);
+    let parsed = (|| {
+        let kind = r.u8()?;
+        let group = r.str()?;
+        let topic = r.str()?;
+        let partition = r.i32()?;
+        let offset = r.i64()?;
+        let leader_epoch = r.i32()?;
+        let commit_ms = r.i64()?;
+        let metadata = r.str()?;
+        Some((
+            kind,
+            group,
+            topic,
+            partition,
+            CommittedOffset {
+                offset,
+                leader_epoch,
+                metadata,
+                commit_ms,
+            },
+        ))
+    })();
+    let Some((kind, group, topic, partition, c)) = parsed else {
+        return false;
+    };
+    match kind {
+        KIND_COMMIT => {
+            groups
+                .entry(group)
+                .or_default()
+                .insert((topic, partition), c);
         }
-        let payload = &buf[pos + 8..pos + 8 + len];
-        if crc32c::crc32c(payload) != crc {
-            break;
-        }
-        let mut r = Reader(payload);
-        let parsed = (|| {
-            let kind = r.u8()?;
-            let group = r.str()?;
-            let topic = r.str()?;
-            let partition = r.i32()?;
-            let offset = r.i64()?;
-            let leader_epoch = r.i32()?;
-            let commit_ms = r.i64()?;
-            let metadata = r.str()?;
-            Some((
-                kind,
-                group,
-                topic,
-                partition,
-                CommittedOffset {
-                    offset,
-                    leader_epoch,
-                    metadata,
-                    commit_ms,
-                },
-            ))
-        })();
-        let Some((kind, group, topic, partition, c)) = parsed else {
-            break;
-        };
-        match kind {
-            KIND_COMMIT => {
-                groups
-                    .entry(group)
-                    .or_default()
-                    .insert((topic, partition), c);
-            }
-            _ => {
-                if let Some(g) = groups.get_mut(&group) {
-                    g.remove(&(topic, partition));
-                    if g.is_empty() {
-                        groups.remove(&group);
-                    }
+        _ => {
+            if let Some(g) = groups.get_mut(&group) {
+                g.remove(&(topic, partition));
+                if g.is_empty() {
+                    groups.remove(&group);
                 }
             }
         }
-        records += 1;
-        pos += 8 + len;
     }
-    (pos, records)
+    true
 }
 
 impl OffsetStore {
@@ -171,27 +153,8 @@ impl OffsetStore {
     pub fn open(dir: &Path, sync: bool) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("offsets.journal");
-        let mut buf = Vec::new();
-        if let Ok(mut f) = File::open(&path) {
-            f.read_to_end(&mut buf)?;
-        }
         let mut groups = HashMap::new();
-        let (valid, records) = replay(&buf, &mut groups);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .truncate(false)
-            .open(&path)?;
-        if valid < buf.len() {
-            tracing::warn!(
-                path = %path.display(),
-                kept = valid,
-                dropped = buf.len() - valid,
-                "truncating torn tail of offsets journal"
-            );
-            file.set_len(valid as u64)?;
-            file.sync_all()?;
-        }
+        let (file, records) = crate::journal::open(&path, MAX_RECORD, |p| apply(p, &mut groups))?;
         Ok(Self {
             path,
             groups: RwLock::new(groups),

@@ -3,21 +3,32 @@
 //! transaction and the offsets it will commit. Protocol-free: the coordinator in the gateway
 //! decides transitions; this store keeps them across restarts.
 //!
-//! Persistence: the whole table as JSON, written to a temporary file and renamed over
-//! `transactions.json` on every change, so a crash leaves the old or the new table. Like the
-//! logs and the offsets journal, the file is fsynced only under the flush-every-message
-//! policy (`log.flush.interval.messages=1`); otherwise it survives the process being killed,
-//! as acknowledged records do. Tables are small (one entry per transactional id); a journal
-//! would be the next step if that stops being true.
+//! Persistence: an append-only journal (`transactions.journal`) of CRC-framed records, one
+//! per change (`len u32 | crc32c u32 | JSON {id, meta}`, `meta` null for a removal),
+//! replayed on open; a torn tail is cut off. A change is one `write`, so the coordinator's
+//! two state changes per transaction cost microseconds rather than the milliseconds of
+//! rewriting and renaming a table file (ext4 flushes a file renamed over another). When the
+//! journal holds far more records than live ids it is rewritten through a temporary file and
+//! an atomic rename. Like the logs and the offsets journal, it is fsynced only under the
+//! flush-every-message policy (`log.flush.interval.messages=1`); otherwise it survives the
+//! process being killed, as acknowledged records do. A `transactions.json` table left by an
+//! earlier version is read once and folded into the journal.
 
 use crate::error::{Result, StorageError};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const FILE: &str = "transactions.json";
+const FILE: &str = "transactions.journal";
+/// The whole-table file of earlier versions.
+const LEGACY_FILE: &str = "transactions.json";
+/// Largest journal record accepted on replay (a longer length is a torn or corrupt tail).
+const MAX_RECORD: usize = 64 << 20;
+/// Records below which the journal is never compacted.
+const COMPACT_MIN: u64 = 1_000;
 
 /// Where a transactional id's current transaction stands (Kafka's TransactionState).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,10 +101,41 @@ pub struct TxnMeta {
     pub update_ms: i64,
 }
 
+/// One journal record.
+#[derive(Serialize, Deserialize)]
+struct Change {
+    id: String,
+    meta: Option<TxnMeta>,
+}
+
+fn frame(c: &Change) -> Result<Vec<u8>> {
+    let p = serde_json::to_vec(c)
+        .map_err(|e| StorageError::CorruptMetadata(FILE.into(), e.to_string()))?;
+    Ok(crate::journal::frame(&p))
+}
+
+/// Applies one journal record to `table`; false if it does not parse.
+fn apply(payload: &[u8], table: &mut BTreeMap<String, TxnMeta>) -> bool {
+    let Ok(c) = serde_json::from_slice::<Change>(payload) else {
+        return false;
+    };
+    match c.meta {
+        Some(m) => table.insert(c.id, m),
+        None => table.remove(&c.id),
+    };
+    true
+}
+
+struct Journal {
+    file: File,
+    records: u64,
+}
+
 /// The coordinator's table, durable on disk.
 pub struct TxnStore {
     path: PathBuf,
     table: Mutex<BTreeMap<String, TxnMeta>>,
+    journal: Mutex<Journal>,
     sync: bool,
 }
 
@@ -101,17 +143,38 @@ impl TxnStore {
     /// Opens the table kept in `dir`; `sync` fsyncs every change.
     pub fn open(dir: &Path, sync: bool) -> Result<Self> {
         let path = dir.join(FILE);
-        let table = match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| StorageError::CorruptMetadata(FILE.into(), e.to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(Self {
+        let mut table = BTreeMap::new();
+        let (file, records) = crate::journal::open(&path, MAX_RECORD, |p| apply(p, &mut table))?;
+        let store = Self {
             path,
             table: Mutex::new(table),
+            journal: Mutex::new(Journal { file, records }),
             sync,
-        })
+        };
+        store.fold_legacy(dir)?;
+        Ok(store)
+    }
+
+    /// Moves the table of an earlier version's `transactions.json` into the journal.
+    fn fold_legacy(&self, dir: &Path) -> Result<()> {
+        let legacy = dir.join(LEGACY_FILE);
+        let bytes = match std::fs::read(&legacy) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let old: BTreeMap<String, TxnMeta> = serde_json::from_slice(&bytes)
+            .map_err(|e| StorageError::CorruptMetadata(LEGACY_FILE.into(), e.to_string()))?;
+        {
+            let mut t = self.table.lock();
+            for (id, m) in old {
+                t.entry(id).or_insert(m);
+            }
+            let mut j = self.journal.lock();
+            self.compact(&t, &mut j)?;
+        }
+        std::fs::remove_file(&legacy)?;
+        Ok(())
     }
 
     /// A transactional id's state.
@@ -130,39 +193,56 @@ impl TxnStore {
 
     /// Stores (or with `None` removes) a transactional id's state durably.
     pub fn put(&self, id: &str, meta: Option<TxnMeta>) -> Result<()> {
+        let rec = frame(&Change {
+            id: id.to_string(),
+            meta: meta.clone(),
+        })?;
+        // The table lock orders journal records as the table sees the changes.
         let mut t = self.table.lock();
-        let old = match &meta {
-            Some(m) => t.insert(id.to_string(), m.clone()),
+        let mut j = self.journal.lock();
+        let len = j.file.metadata()?.len();
+        let written = j.file.write_all(&rec).and_then(|()| {
+            if self.sync {
+                j.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
+            // Memory must not claim what the disk does not hold; a partial record goes too.
+            let _ = j.file.set_len(len);
+            return Err(e.into());
+        }
+        match meta {
+            Some(m) => t.insert(id.to_string(), m),
             None => t.remove(id),
         };
-        if let Err(e) = self.persist(&t) {
-            // Memory must not claim what the disk does not hold.
-            match old {
-                Some(o) => t.insert(id.to_string(), o),
-                None => t.remove(id),
-            };
-            return Err(e);
+        j.records += 1;
+        if j.records > COMPACT_MIN && j.records > 4 * t.len() as u64 {
+            self.compact(&t, &mut j)?;
         }
         Ok(())
     }
 
-    fn persist(&self, t: &BTreeMap<String, TxnMeta>) -> Result<()> {
-        let bytes = serde_json::to_vec(t)
-            .map_err(|e| StorageError::CorruptMetadata(FILE.into(), e.to_string()))?;
-        let tmp = self.path.with_extension("tmp");
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            if self.sync {
-                f.sync_all()?;
-            }
+    /// Rewrites the journal as one record per live id.
+    fn compact(&self, t: &BTreeMap<String, TxnMeta>, j: &mut Journal) -> Result<()> {
+        let mut out = Vec::new();
+        for (id, m) in t {
+            out.extend(frame(&Change {
+                id: id.clone(),
+                meta: Some(m.clone()),
+            })?);
         }
+        let tmp = self.path.with_extension("journal.tmp");
+        let mut f = File::create(&tmp)?;
+        f.write_all(&out)?;
+        f.sync_all()?;
         std::fs::rename(&tmp, &self.path)?;
-        if self.sync {
-            if let Some(dir) = self.path.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)?.sync_all()?;
         }
+        j.file = OpenOptions::new().append(true).open(&self.path)?;
+        j.records = t.len() as u64;
         Ok(())
     }
 }
@@ -171,26 +251,97 @@ impl TxnStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn survives_reopen() {
-        let dir = tempfile::tempdir().ok();
-        let Some(dir) = dir else { return };
-        let s = TxnStore::open(dir.path(), true).ok();
-        let Some(s) = s else { panic!("open failed") };
-        let m = TxnMeta {
+    fn meta(epoch: i16, state: TxnState) -> TxnMeta {
+        TxnMeta {
             producer_id: 7,
-            producer_epoch: 2,
+            producer_epoch: epoch,
             timeout_ms: 60000,
-            state: TxnState::Ongoing,
+            state,
             partitions: [("t".to_string(), 0)].into_iter().collect(),
             groups: BTreeSet::new(),
             offsets: vec![],
             start_ms: 5,
             update_ms: 6,
-        };
-        assert!(s.put("a", Some(m.clone())).is_ok());
+        }
+    }
+
+    #[test]
+    fn survives_reopen_with_removals() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let s = TxnStore::open(dir.path(), true)?;
+        s.put("a", Some(meta(1, TxnState::Ongoing)))?;
+        s.put("b", Some(meta(1, TxnState::Empty)))?;
+        s.put("a", Some(meta(2, TxnState::CompleteCommit)))?;
+        s.put("b", None)?;
         drop(s);
-        let s = TxnStore::open(dir.path(), true).ok();
-        assert_eq!(s.and_then(|s| s.get("a")), Some(m));
+        let s = TxnStore::open(dir.path(), false)?;
+        assert_eq!(
+            s.all(),
+            vec![("a".to_string(), meta(2, TxnState::CompleteCommit))]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn torn_tail_is_cut_and_appends_continue() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let s = TxnStore::open(dir.path(), false)?;
+        s.put("a", Some(meta(1, TxnState::Ongoing)))?;
+        s.put("a", Some(meta(1, TxnState::PrepareCommit)))?;
+        drop(s);
+        let path = dir.path().join(FILE);
+        let len = std::fs::metadata(&path)?.len();
+        // Half of the last record, as a crash in the middle of its write leaves it.
+        let f = OpenOptions::new().write(true).open(&path)?;
+        f.set_len(len - 10)?;
+        drop(f);
+        let s = TxnStore::open(dir.path(), false)?;
+        assert_eq!(s.get("a"), Some(meta(1, TxnState::Ongoing)));
+        s.put("a", Some(meta(1, TxnState::CompleteAbort)))?;
+        drop(s);
+        let s = TxnStore::open(dir.path(), false)?;
+        assert_eq!(s.get("a"), Some(meta(1, TxnState::CompleteAbort)));
+        Ok(())
+    }
+
+    #[test]
+    fn compaction_keeps_live_ids_only() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let s = TxnStore::open(dir.path(), false)?;
+        for i in 0..3000 {
+            s.put("a", Some(meta((i % 100) as i16, TxnState::Ongoing)))?;
+        }
+        s.put("b", Some(meta(3, TxnState::Empty)))?;
+        let records = s.journal.lock().records;
+        assert!(records < 2100, "{records} records after compaction");
+        drop(s);
+        let s = TxnStore::open(dir.path(), false)?;
+        assert_eq!(
+            s.all(),
+            vec![
+                ("a".to_string(), meta(99, TxnState::Ongoing)),
+                ("b".to_string(), meta(3, TxnState::Empty)),
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn earlier_table_file_is_folded_in() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let old: BTreeMap<String, TxnMeta> =
+            [("old".to_string(), meta(4, TxnState::CompleteCommit))].into();
+        std::fs::write(
+            dir.path().join(LEGACY_FILE),
+            serde_json::to_vec(&old).map_err(|e| StorageError::Io(std::io::Error::other(e)))?,
+        )?;
+        let s = TxnStore::open(dir.path(), false)?;
+        assert_eq!(s.get("old"), Some(meta(4, TxnState::CompleteCommit)));
+        assert!(!dir.path().join(LEGACY_FILE).exists());
+        s.put("new", Some(meta(1, TxnState::Empty)))?;
+        drop(s);
+        let s = TxnStore::open(dir.path(), false)?;
+        assert_eq!(s.all().len(), 2);
+        Ok(())
     }
 }

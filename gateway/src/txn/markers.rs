@@ -154,18 +154,28 @@ pub(crate) async fn write_all(
     let mut last_error = String::new();
     while !pending.is_empty() {
         let mut remote: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+        let mut local = Vec::new();
         for (t, p) in pending.clone() {
             match leader_of(broker, &t, p) {
-                Some(l) if l == broker.node_id => {
-                    match write_marker(broker, &t, p, producer_id, epoch, marker).await {
-                        Ok(()) => {
-                            pending.remove(&(t, p));
-                        }
-                        Err(e) => last_error = e.to_string(),
-                    }
-                }
+                Some(l) if l == broker.node_id => local.push((t, p)),
                 Some(l) => remote.entry(l).or_default().push((t, p)),
                 None => last_error = format!("{t}-{p} has no leader"),
+            }
+        }
+        // Local partitions at once: each waits for its own append and, in a cluster, its
+        // own followers.
+        let written = futures::future::join_all(
+            local
+                .iter()
+                .map(|(t, p)| write_marker(broker, t, *p, producer_id, epoch, marker)),
+        )
+        .await;
+        for ((t, p), r) in local.into_iter().zip(written) {
+            match r {
+                Ok(()) => {
+                    pending.remove(&(t, p));
+                }
+                Err(e) => last_error = e.to_string(),
             }
         }
         for (node, parts) in remote {
