@@ -92,6 +92,9 @@ pub(crate) const DEFAULTS: &[(&str, &str)] = &[
     // Cluster mode (empty voters: the single-node default).
     ("controller.quorum.voters", ""),
     ("controller.listen", ""),
+    // Metadata quorum: a follower campaigns after 3-4x this without a leader (openraft's
+    // leader lease of 2x, then a random 1-2x); the quorum leader heartbeats every quarter.
+    ("controller.quorum.election.timeout.ms", "250"),
     ("broker.heartbeat.interval.ms", "500"),
     ("broker.session.timeout.ms", "9000"),
     ("replica.lag.time.max.ms", "30000"),

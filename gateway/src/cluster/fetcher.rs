@@ -54,6 +54,7 @@ fn topic_name(s: &str) -> TopicName {
 async fn fetch_from(cluster: Arc<Cluster>, leader: i32) {
     let me = cluster.node_id;
     let mut conn: Option<KafkaConn> = None;
+    let mut lost = false;
     loop {
         let parts = cluster
             .replicas
@@ -74,8 +75,14 @@ async fn fetch_from(cluster: Arc<Cluster>, leader: i32) {
                 .then(|| cluster.tls_client())
                 .flatten();
             match KafkaConn::connect(&addr, format!("replica-{me}"), tls.as_ref()).await {
-                Ok(c) => conn = Some(c),
+                Ok(c) => {
+                    cluster.refusals.reached(leader);
+                    conn = Some(c);
+                }
                 Err(e) => {
+                    if super::liveness::is_refusal(&e) {
+                        cluster.refusals.refused(leader);
+                    }
                     tracing::debug!(leader, %addr, error = %e, "cannot reach leader");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
@@ -88,10 +95,18 @@ async fn fetch_from(cluster: Arc<Cluster>, leader: i32) {
             fetch_once(&cluster, c, me, &parts).await
         }
         .await;
-        if let Err(e) = result {
-            tracing::debug!(leader, error = %e, "replica fetch failed; reconnecting");
-            conn = None;
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        match result {
+            Ok(()) => lost = false,
+            Err(e) => {
+                tracing::debug!(leader, error = %e, "replica fetch failed; reconnecting");
+                conn = None;
+                // The first reconnect is immediate: a refusal then tells at once that the
+                // leader's process is gone.
+                if lost {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                lost = true;
+            }
         }
     }
 }

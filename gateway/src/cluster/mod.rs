@@ -6,6 +6,7 @@
 //! this starts.
 
 pub(crate) mod fetcher;
+mod liveness;
 pub(crate) mod raft_store;
 pub(crate) mod replica;
 pub(crate) mod rpc;
@@ -16,12 +17,11 @@ use crate::config::Config;
 use anyhow::Context;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
-use parking_lot::Mutex;
 use raft_store::{LogStore, NodeId, StateMachine, TypeConfig};
 use replica::ReplicaManager;
 use rpc::{Request, Response, RpcClient, WriteReply};
 use state::{ClusterState, Command, NodeInfo, Outcome};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storage::{Store, TopicMeta};
@@ -75,8 +75,10 @@ pub(crate) struct Cluster {
     pub(crate) timings: Timings,
     store: Arc<Store>,
     pub(crate) replicas: Arc<ReplicaManager>,
-    /// Controller only: when each node last sent a heartbeat.
-    last_seen: Mutex<HashMap<i32, Instant>>,
+    /// Controller only: heartbeats and probes of the other nodes.
+    pub(crate) liveness: liveness::Liveness,
+    /// Nodes this node found refusing connections (see [`liveness::Refusals`]).
+    pub(crate) refusals: liveness::Refusals,
     /// Serialises materialisation of the metadata into the store.
     reconcile_lock: tokio::sync::Mutex<()>,
     /// Set once this node has applied the metadata up to a write of its own committed after
@@ -119,11 +121,12 @@ impl Cluster {
         let dir = cfg.data_dir().join("meta").join("raft");
         let log = LogStore::open(&dir)?;
         let sm = StateMachine::open(&dir, store.clone())?;
+        let election = cfg.int("controller.quorum.election.timeout.ms")?.max(50) as u64;
         let raft_config = openraft::Config {
             cluster_name: "gateway-metadata".into(),
-            heartbeat_interval: 100,
-            election_timeout_min: 400,
-            election_timeout_max: 800,
+            heartbeat_interval: (election / 4).max(10),
+            election_timeout_min: election,
+            election_timeout_max: 2 * election,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
             max_in_snapshot_log_to_keep: 200,
             ..Default::default()
@@ -167,7 +170,8 @@ impl Cluster {
             timings,
             store: store.clone(),
             replicas: Arc::new(ReplicaManager::new(node_id, store, timings)),
-            last_seen: Mutex::new(HashMap::new()),
+            liveness: Default::default(),
+            refusals: Default::default(),
             reconcile_lock: tokio::sync::Mutex::new(()),
             caught_up: std::sync::atomic::AtomicBool::new(false),
             leader_client: tokio::sync::Mutex::new(None),
@@ -388,7 +392,7 @@ impl Cluster {
         if !self.is_controller() {
             return false;
         }
-        self.last_seen.lock().insert(info.id, Instant::now());
+        self.liveness.heartbeat(info.id);
         let known = self.state().nodes.get(&info.id).cloned();
         if known.is_none_or(|n| n.fenced || n.info != info) {
             let id = info.id;
@@ -439,7 +443,10 @@ impl Cluster {
         let mut last_rebalance = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.liveness.woken() => {}
+            }
             let controller = self.is_controller();
             metrics::gauge!("cluster_is_controller").set(if controller { 1.0 } else { 0.0 });
             metrics::gauge!("cluster_controller_id").set(self.controller_id().unwrap_or(-1) as f64);
@@ -454,38 +461,44 @@ impl Cluster {
                 continue;
             }
             if !was_controller {
-                // A new controller gives every node a full session to check in.
-                let now = Instant::now();
-                let mut seen = self.last_seen.lock();
-                seen.clear();
-                for id in self.state().nodes.keys() {
-                    seen.insert(*id, now);
-                }
+                self.liveness.reset(self.state().nodes.keys().copied());
                 was_controller = true;
                 metrics::counter!("cluster_controller_elections_total").increment(1);
                 tracing::info!(node = self.node_id, "became controller");
             }
             let state = self.state();
-            let stale: Vec<i32> = {
-                // A node registered through the quorum before its first heartbeat reached
-                // this controller gets a full session from the moment it is first seen here.
-                let now = Instant::now();
-                let mut seen = self.last_seen.lock();
-                state
-                    .nodes
-                    .values()
-                    .filter(|n| !n.fenced)
-                    .filter(|n| {
-                        seen.entry(n.info.id).or_insert(now).elapsed()
-                            > self.timings.session_timeout
-                    })
-                    .map(|n| n.info.id)
-                    .collect()
-            };
-            for id in stale {
+            let live: Vec<&state::NodeState> = state
+                .nodes
+                .values()
+                .filter(|n| !n.fenced && n.info.id != self.node_id)
+                .collect();
+            let stale = live.iter().filter(|n| {
+                self.liveness
+                    .expired(n.info.id, self.timings.session_timeout)
+            });
+            for n in stale {
+                let id = n.info.id;
                 tracing::warn!(node = id, "node missed its heartbeats; fencing it");
-                metrics::counter!("cluster_nodes_fenced_total").increment(1);
+                metrics::counter!("cluster_nodes_fenced_total", "reason" => "session").increment(1);
                 let _ = self.write_as_leader(Command::FenceNode { id }).await;
+            }
+            let probes =
+                live.iter()
+                    .filter(|n| self.liveness.take_probe(n.info.id, self.timings.heartbeat))
+                    .map(|n| async move {
+                        (n.info.id, liveness::refused(&n.info.controller_addr).await)
+                    });
+            for (id, refused) in futures::future::join_all(probes).await {
+                if refused {
+                    self.refusals.refused(id);
+                    tracing::warn!(
+                        node = id,
+                        "node's controller port refuses connections (process gone); fencing it"
+                    );
+                    metrics::counter!("cluster_nodes_fenced_total", "reason" => "refused")
+                        .increment(1);
+                    let _ = self.write_as_leader(Command::FenceNode { id }).await;
+                }
             }
             self.quorum_elections().await;
             if let Some(every) = self.timings.rebalance {

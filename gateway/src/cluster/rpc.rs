@@ -288,6 +288,22 @@ async fn connection(
     stream: Box<dyn crate::net::Stream>,
     peer: std::net::SocketAddr,
 ) -> std::io::Result<()> {
+    // The node heartbeating on this connection: when the connection drops, the controller
+    // probes it at once instead of waiting for it to be late.
+    let mut heartbeating = None;
+    let r = requests(&cluster, stream, peer, &mut heartbeating).await;
+    if let Some(id) = heartbeating {
+        cluster.liveness.connection_lost(id);
+    }
+    r
+}
+
+async fn requests(
+    cluster: &Arc<Cluster>,
+    stream: Box<dyn crate::net::Stream>,
+    peer: std::net::SocketAddr,
+    heartbeating: &mut Option<i32>,
+) -> std::io::Result<()> {
     let mut conn = BufReader::new(stream);
     loop {
         let frame = read_frame(&mut conn).await?;
@@ -303,7 +319,10 @@ async fn connection(
             Request::Vote(r) => Response::Vote(cluster.raft.vote(r).await),
             Request::Snapshot(r) => Response::Snapshot(cluster.raft.install_snapshot(r).await),
             Request::Write(cmd) => Response::Write(cluster.write_as_leader(cmd).await),
-            Request::Heartbeat(info) => Response::Heartbeat(cluster.on_heartbeat(info).await),
+            Request::Heartbeat(info) => {
+                *heartbeating = Some(info.id);
+                Response::Heartbeat(cluster.on_heartbeat(info).await)
+            }
             Request::Join { id, addr } => Response::Write(cluster.add_learner(id, addr).await),
             Request::LogEnd { topic, partition } => {
                 Response::LogEnd(cluster.log_end(&topic, partition))

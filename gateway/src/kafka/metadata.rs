@@ -65,8 +65,16 @@ fn describe_replicated(
                 .cluster
                 .as_ref()
                 .is_some_and(|c| c.is_caught_up());
-            mp.leader_id = BrokerId(if caught_up { p.leader } else { -1 });
-            if p.leader < 0 || !caught_up {
+            // A leader whose process refuses connections is gone even before the
+            // controller fences it: no leader, so clients keep re-querying.
+            let gone = ctx
+                .broker
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.refusals.is_refusing(p.leader));
+            let leader = if caught_up && !gone { p.leader } else { -1 };
+            mp.leader_id = BrokerId(leader);
+            if leader < 0 {
                 mp.error_code = ResponseError::LeaderNotAvailable.code();
             }
             if ctx.version >= 7 {
