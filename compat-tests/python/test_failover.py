@@ -148,3 +148,99 @@ def test_paused_leader_keeps_its_session_and_leadership(long_session_cluster):
     assert p.flush(30) == 0
     assert offsets == list(range(10))
     assert c.partition(topic, 0).leader == leader
+
+
+def test_rolling_restart_under_load_is_seamless(long_session_cluster):
+    """SIGTERM moves a node's leadership away before it stops (controlled shutdown): a rolling
+    restart of all three nodes under an idempotent acks=all producer and a consumer group shows
+    the producer no failed delivery and the consumer no gap, and no node is ever fenced for
+    being dead (the 60 s session and the probe counters stay untouched)."""
+    import os
+    import threading
+
+    from confluent_kafka import Consumer
+
+    c = long_session_cluster
+    topic = unique("roll")
+    create(c, topic, 3, 3, {"min.insync.replicas": "2"})
+    acked: Dict[tuple, bytes] = {}
+    failed: List[str] = []
+    stop = threading.Event()
+
+    def produce():
+        p = Producer({
+            "bootstrap.servers": c.bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "message.timeout.ms": 60000,
+        })
+
+        def cb(err, msg):
+            if err is not None:
+                failed.append(err.name())
+            else:
+                acked[(msg.partition(), msg.offset())] = msg.value()
+
+        i = 0
+        while not stop.is_set():
+            p.produce(topic, value=f"r-{i}".encode(), partition=i % 3, on_delivery=cb)
+            i += 1
+            p.poll(0.002)
+        assert p.flush(60) == 0
+
+    consumed: Dict[int, set] = {0: set(), 1: set(), 2: set()}
+    consumer_done = threading.Event()
+
+    def consume():
+        cons = Consumer({
+            "bootstrap.servers": c.bootstrap,
+            "group.id": unique("roll-g"),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": True,
+        })
+        cons.subscribe([topic])
+        while not consumer_done.is_set():
+            for m in cons.consume(500, 0.2):
+                if m.error() is None:
+                    consumed[m.partition()].add(m.offset())
+        cons.close()
+
+    pt = threading.Thread(target=produce)
+    ct = threading.Thread(target=consume)
+    pt.start()
+    ct.start()
+    try:
+        wait_until(lambda: len(acked) > 300, "records flowing", timeout=30)
+        for node in range(1, c.n + 1):
+            pid = c.pid(node)
+            os.kill(pid, signal.SIGTERM)
+            wait_until(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z",
+                       f"node {node} to stop", timeout=30)
+            log = (c.root / f"node-{node}.log").read_text()
+            assert "controlled shutdown: leadership moved" in log
+            others = [i for i in range(1, c.n + 1) if i != node]
+            assert fenced(c, others) == {}
+            before = len(acked)
+            wait_until(lambda: len(acked) > before + 200, f"records acknowledged while node {node} is down", timeout=30)
+            c.restart(node)
+            wait_until(
+                lambda: all(sorted(p.isrs) == sorted(p.replicas)
+                            for p in c.admin().list_topics(topic, timeout=5).topics[topic].partitions.values()),
+                f"node {node} back in every ISR", timeout=60)
+    finally:
+        stop.set()
+        pt.join()
+    assert failed == []
+    ends = {p: max(o for (q, o) in acked if q == p) + 1 for p in range(3)}
+    wait_until(lambda: all(len(consumed[p] & set(range(ends[p]))) == ends[p] for p in range(3)),
+               "the consumer group read every acknowledged record", timeout=60)
+    consumer_done.set()
+    ct.join()
+    for p in range(3):
+        # No gaps: every offset below the end was acknowledged and consumed.
+        assert {o for (q, o) in acked if q == p} == set(range(ends[p]))
+        assert set(range(ends[p])) <= consumed[p]
+    for p in range(3):
+        got = read_all(c.bootstrap, topic, p, ends[p])
+        assert got == {o: v for (q, o), v in acked.items() if q == p}

@@ -96,6 +96,8 @@ pub(crate) const DEFAULTS: &[(&str, &str)] = &[
     // leader lease of 2x, then a random 1-2x); the quorum leader heartbeats every quarter.
     ("controller.quorum.election.timeout.ms", "250"),
     ("broker.heartbeat.interval.ms", "500"),
+    // SIGTERM first moves this node's leadership away (Kafka's controlled shutdown).
+    ("controlled.shutdown.enable", "true"),
     ("broker.session.timeout.ms", "9000"),
     ("replica.lag.time.max.ms", "30000"),
     ("auto.leader.rebalance.enable", "true"),

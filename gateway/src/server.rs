@@ -447,6 +447,11 @@ pub(crate) async fn run(cfg: Config, cli_scram: Vec<String>) -> anyhow::Result<(
 
     shutdown_signal().await;
     tracing::info!("shutting down");
+    if let Some(c) = &broker.cluster {
+        if cfg.bool("controlled.shutdown.enable")? {
+            c.controlled_shutdown().await;
+        }
+    }
     let s = store.clone();
     tokio::task::spawn_blocking(move || s.close()).await??;
     Ok(())

@@ -85,6 +85,8 @@ pub(crate) struct Cluster {
     /// it started: until then its applied state may be stale (a restarted node replays an old
     /// log), so it neither takes partition roles nor describes leaders to clients.
     caught_up: std::sync::atomic::AtomicBool,
+    /// Set by a controlled shutdown: heartbeats stop, so the node is not registered again.
+    stopping: std::sync::atomic::AtomicBool,
     /// Connection to the controller for forwarded writes and heartbeats.
     leader_client: tokio::sync::Mutex<Option<(NodeId, RpcClient)>>,
     /// Takes the applied security metadata.
@@ -174,6 +176,7 @@ impl Cluster {
             refusals: Default::default(),
             reconcile_lock: tokio::sync::Mutex::new(()),
             caught_up: std::sync::atomic::AtomicBool::new(false),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             leader_client: tokio::sync::Mutex::new(None),
             security,
             mirrors,
@@ -386,6 +389,53 @@ impl Cluster {
         }
     }
 
+    /// Kafka's controlled shutdown: before the process stops, this node is fenced through the
+    /// controller, which moves the leadership of its partitions to in-sync replicas and takes
+    /// it out of every ISR. Clients then get NOT_LEADER_OR_FOLLOWER and move to the new
+    /// leaders at once, instead of finding a dead connection and waiting for the node to be
+    /// declared dead. Skipped when no other node is alive to take over; bounded, so a cluster
+    /// without a quorum does not keep a node from stopping.
+    pub(crate) async fn controlled_shutdown(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        let others = self
+            .state()
+            .nodes
+            .values()
+            .filter(|n| !n.fenced && n.info.id != self.node_id)
+            .count();
+        if others == 0 {
+            tracing::info!(
+                node = self.node_id,
+                "controlled shutdown: no other live node; stopping"
+            );
+            return;
+        }
+        let started = Instant::now();
+        let fenced = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.propose(Command::FenceNode { id: self.node_id }),
+        )
+        .await;
+        match fenced {
+            Ok(Ok(_)) => tracing::info!(
+                node = self.node_id,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "controlled shutdown: leadership moved to the other replicas"
+            ),
+            Ok(Err(e)) => {
+                tracing::warn!(node = self.node_id, error = %e, "controlled shutdown failed; stopping anyway")
+            }
+            Err(_) => tracing::warn!(
+                node = self.node_id,
+                "controlled shutdown timed out after 5 s; stopping anyway"
+            ),
+        }
+        // Requests that were waiting on this node's followers are answered (as no longer the
+        // leader) before the connections close.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     /// Controller side of a heartbeat: remembers the node and (re)registers it if the
     /// metadata does not show it alive with these endpoints.
     pub(crate) async fn on_heartbeat(&self, info: NodeInfo) -> bool {
@@ -411,6 +461,9 @@ impl Cluster {
         let mut slot: Option<(NodeId, RpcClient)> = None;
         loop {
             tick.tick().await;
+            if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+                continue;
+            }
             match self.controller_id() {
                 Some(l) if l == self.node_id => {
                     self.on_heartbeat(self.info.clone()).await;
