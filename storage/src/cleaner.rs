@@ -10,17 +10,17 @@
 //! old or the new segment, never a mix, and the work directory is cleared on open.
 //!
 //! Transactions: cleaning stops at the last stable offset; records of aborted transactions
-//! are dropped and never count as a key's last record; an ABORT marker is dropped once the
-//! records it hid are gone and it is older than `delete.retention.ms`. COMMIT markers stay
-//! (a partition rebuilds its open transactions from the log, and a committed transaction's
-//! surviving records without their marker would look open).
+//! are dropped and never count as a key's last record. A marker (COMMIT or ABORT) is dropped
+//! once no record of its transaction is left (aborted records always go; committed ones may
+//! all have been compacted away) and it is older than `delete.retention.ms`, as Kafka's
+//! cleaner does. A marker whose transaction still has records stays: a partition rebuilds its
+//! open transactions from the log, and those records without their marker would look open.
 
 use crate::error::Result;
 use crate::log::{is_aborted, PartitionLog};
 use crate::segment::{PendingBatch, Segment};
 use bytes::{Bytes, BytesMut};
 use codecs::kafka::batch::{BatchHeader, BatchIter};
-use codecs::kafka::control::{self, Marker};
 use kafka_protocol::records::{
     Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
@@ -172,22 +172,19 @@ impl PartitionLog {
         }
         let tombstone_floor = now_ms.saturating_sub(config.delete_retention_ms.max(0));
         let work = self.dir().join(WORK_DIR);
+        // Per producer: whether a transactional record of it written since its last marker
+        // survives this pass. The range starts at the log start, so every transaction whose
+        // marker lies in it has all its records in it too.
+        let mut has_records: HashMap<i64, bool> = HashMap::new();
         for seg in &cleanable {
             let mut kept: Vec<(i64, i32, Vec<u8>)> = Vec::new();
             let mut removed = 0u64;
             for (h, bytes) in batches(seg, &mut throttle)? {
                 if h.is_control() {
-                    // An ABORT marker goes once the records it hid are gone (they all lie in
-                    // the range cleaned now) and delete.retention.ms has passed, so readers
-                    // that fetched them before have had time to see the marker.
-                    let spent = control::marker_of(&h, &bytes) == Some(Marker::Abort)
-                        && h.max_timestamp < tombstone_floor
-                        && aborted.iter().any(|a| {
-                            a.producer_id == h.producer_id
-                                && a.last_offset == h.base_offset
-                                && a.first_offset >= range_start
-                        });
-                    if spent {
+                    // Readers that fetched the transaction's records before they were cleaned
+                    // have had delete.retention.ms to see the marker too.
+                    let ends_something = has_records.remove(&h.producer_id).unwrap_or(false);
+                    if !ends_something && h.max_timestamp < tombstone_floor {
                         removed += 1;
                     } else {
                         kept.push((h.base_offset, h.partition_leader_epoch, bytes.to_vec()));
@@ -209,6 +206,9 @@ impl PartitionLog {
                         }
                     })
                     .collect();
+                if h.is_transactional() && !keep.is_empty() {
+                    has_records.insert(h.producer_id, true);
+                }
                 let dropped = (h.record_count.max(0) as usize).saturating_sub(keep.len());
                 removed += dropped as u64;
                 if dropped == 0 {

@@ -2,7 +2,8 @@
 //! transaction, aborted transactions are listed for the ranges readers fetch and dropped by
 //! `read_visible`, a marker with a newer epoch fences the older one, everything is rebuilt on
 //! reopen, and the cleaner never lets an aborted record stand for its key, drops aborted
-//! records and spent ABORT markers, and stops at the last stable offset.
+//! records and markers whose transactions have no records left, and stops at the last stable
+//! offset.
 
 mod common;
 
@@ -196,7 +197,7 @@ fn everything(log: &PartitionLog) -> Vec<(i64, String)> {
 }
 
 #[test]
-fn cleaner_drops_aborted_records_and_spent_abort_markers_and_stops_at_the_lso() {
+fn cleaner_drops_aborted_records_and_spent_markers_and_stops_at_the_lso() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = PartitionLog::open(dir.path(), "t", 0, compact_config()).expect("open");
     log.append(&plain(&[("k", "v1")])).expect("append"); // 0
@@ -237,18 +238,22 @@ fn cleaner_drops_aborted_records_and_spent_abort_markers_and_stops_at_the_lso() 
         .clean(now_ms() + 10_000, f64::INFINITY)
         .expect("clean")
         .expect("a pass");
-    assert_eq!(stats.records_removed, 3, "{stats:?}");
-    // k: v1 and "open" superseded by v2; the ABORT marker is spent; COMMIT markers stay.
-    assert_eq!(
-        everything(&log),
-        vec![
-            (3, "committed".into()),
-            (4, "<marker>".into()),
-            (6, "v2".into()),
-            (7, "active".into()),
-            (8, "<marker>".into()),
-            (9, "active2".into())
-        ]
-    );
+    assert_eq!(stats.records_removed, 4, "{stats:?}");
+    // k: v1 and "open" (committed at 8) superseded by v2; the ABORT marker at 2 and the
+    // COMMIT marker at 8 end transactions with no record left; the COMMIT marker at 4 stays
+    // with the record it commits.
+    let expected: Vec<(i64, String)> = vec![
+        (3, "committed".into()),
+        (4, "<marker>".into()),
+        (6, "v2".into()),
+        (7, "active".into()),
+        (9, "active2".into()),
+    ];
+    assert_eq!(everything(&log), expected);
     assert_eq!(log.last_stable_offset(), 10);
+    // Rebuilt from the cleaned log: no transaction looks open.
+    drop(log);
+    let log = PartitionLog::open(dir.path(), "t", 0, compact_config()).expect("reopen");
+    assert_eq!(log.last_stable_offset(), 10);
+    assert_eq!(everything(&log), expected);
 }
