@@ -182,3 +182,40 @@ def test_commits_and_topics_survive_sigkill(server):
     res = ConfigResource(ConfigResource.Type.TOPIC, topic)
     assert admin.describe_configs([res], request_timeout=T)[res].result(timeout=T)["cleanup.policy"].value == "compact"
     assert_records_match(consume_confluent(server.bootstrap, topic, {0: 5, 1: 5}), d)
+
+
+def test_corrupted_bytes_on_disk_are_answered_corrupt_message_never_served(server):
+    """A batch whose bytes change on disk after it was written fails its CRC on read: Fetch
+    answers CORRUPT_MESSAGE for it, the batch before it is served intact, and no consumer ever
+    receives the altered bytes."""
+    from confluent_kafka import Consumer, KafkaError
+
+    topic = unique("crc")
+    create_topic(server.bootstrap, topic, 1)
+    p = Producer({"bootstrap.servers": server.bootstrap, "linger.ms": 0})
+    for v in (b"first-value", b"second-value", b"third-value"):
+        p.produce(topic, value=v, partition=0)
+        assert p.flush(T) == 0  # one batch each, offsets 0, 1, 2
+    seg = sorted((server.data_dir / "logs" / f"{topic}-0").glob("*.log"))[0]
+    data = seg.read_bytes()
+    at = data.index(b"second-value")
+    with open(seg, "r+b") as f:  # what a bad disk or a stray write does to the file
+        f.seek(at)
+        f.write(b"SECOND")
+    c = Consumer({"bootstrap.servers": server.bootstrap, "group.id": unique("crc-g"),
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got, errors = [], []
+    deadline = time.time() + 20
+    while time.time() < deadline and not errors:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            errors.append(m.error().code())
+        else:
+            got.append((m.offset(), m.value()))
+    c.close()
+    assert got == [(0, b"first-value")]
+    # Kafka's CORRUPT_MESSAGE (code 2) is librdkafka's INVALID_MSG.
+    assert errors and errors[0] == KafkaError.INVALID_MSG == 2, errors

@@ -884,9 +884,29 @@ impl PartitionLog {
             };
             let bytes = seg.read(pos, want)?;
             let mut keep = 0usize;
-            for (at, bh, _) in BatchIter::new(&bytes) {
+            for (at, bh, b) in BatchIter::new(&bytes) {
                 let end = at + bh.total_size();
                 if bh.base_offset >= hw || (end > max_bytes && !(at == 0 && min_one)) {
+                    break;
+                }
+                // Bytes changed on disk after they were written are never served: the batch
+                // CRC is checked on every read. Batches before a corrupt one are still served;
+                // a read that starts at it fails.
+                let computed = batch::compute_crc(b);
+                if bh.magic == 2 && computed != bh.crc {
+                    tracing::error!(
+                        topic = %self.topic,
+                        partition = self.partition,
+                        offset = bh.base_offset,
+                        segment = seg.base_offset(),
+                        "batch on disk fails its CRC; not serving it"
+                    );
+                    if keep == 0 {
+                        return Err(StorageError::CorruptBatch(batch::BatchError::Crc {
+                            stored: bh.crc,
+                            computed,
+                        }));
+                    }
                     break;
                 }
                 keep = end;
