@@ -237,3 +237,28 @@ def test_fetch_out_of_range_offset(server, topic):
         assert w.decode_batches(records) == [(0, b"k", b"v")]
         [(_, _, err, _, _)] = w.parse_fetch_v4(w.roundtrip(s, w.fetch_v4_request(4, unique("nope"), 0, 0, 100), 4))
         assert err == 3, "fetch from an unknown topic must be UNKNOWN_TOPIC_OR_PARTITION (3)"
+
+
+def test_forged_record_count_with_valid_crc_is_refused_and_the_server_stays_up(server):
+    """A batch whose header claims 2^31-1 records (last offset delta to match, CRC recomputed,
+    as anyone can) but carries one is refused with INVALID_RECORD, as Kafka's validator does:
+    accepted, it moved the log end by 2^31 offsets, and decoding it reserved memory for the
+    claimed count (found by scripts/fuzz kafka_records). Other batches still go through."""
+    import struct
+
+    import crc32c
+
+    good = w.record_batch([(b"k", b"v")], now_ms())
+    b = bytearray(good)
+    # Offsets in a v2 batch: CRC at 17 (over 21..), last offset delta at 23, record count at 57.
+    b[23:27] = struct.pack(">i", 0x7FFFFFFE)
+    b[57:61] = struct.pack(">i", 0x7FFFFFFF)
+    b[17:21] = struct.pack(">I", crc32c.crc32c(bytes(b[21:])))
+    for config in ({}, {"cleanup.policy": "compact"}):
+        topic = unique("forged")
+        create_topic(server.bootstrap, topic, 1, config=config)
+        with connect(server) as s:
+            [(_, _, err, _)] = w.parse_produce_v3(w.roundtrip(s, w.produce_v3_request(1, topic, 0, bytes(b)), 1))
+            assert err == 87, f"forged batch answered with {err}, expected INVALID_RECORD (87)"
+            assert w.parse_produce_v3(w.roundtrip(s, w.produce_v3_request(2, topic, 0, good), 2)) == [(topic, 0, 0, 0)]
+        assert watermarks(server.bootstrap, topic, [0]) == {0: (0, 1)}

@@ -172,6 +172,44 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..])
 }
 
+/// A zigzag varint (Kafka's signed varint) at the start of `b`: its value and length.
+fn varint(b: &[u8]) -> Option<(i32, usize)> {
+    let mut v: u32 = 0;
+    for (i, byte) in b.iter().take(5).enumerate() {
+        v |= u32::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((((v >> 1) as i32) ^ -((v & 1) as i32), i + 1));
+        }
+    }
+    None
+}
+
+/// An uncompressed batch holds exactly `count` length-prefixed records filling it: a header
+/// claiming more (or fewer) records than it carries is refused, as Kafka's validator does
+/// (otherwise one forged batch would move the log end by up to 2^31 offsets).
+fn check_record_count(batch: &[u8], count: i32) -> Result<(), BatchError> {
+    let (mut pos, mut n) = (HEADER_SIZE, 0i64);
+    while pos < batch.len() {
+        let (len, used) =
+            varint(&batch[pos..]).ok_or(BatchError::Inconsistent("truncated record length"))?;
+        let len =
+            usize::try_from(len).map_err(|_| BatchError::Inconsistent("negative record length"))?;
+        pos = pos.saturating_add(used).saturating_add(len);
+        if pos > batch.len() {
+            return Err(BatchError::Inconsistent(
+                "record runs past the end of its batch",
+            ));
+        }
+        n += 1;
+    }
+    if n != i64::from(count) {
+        return Err(BatchError::Inconsistent(
+            "record count does not match the records in the batch",
+        ));
+    }
+    Ok(())
+}
+
 /// Fully validates one batch that occupies exactly `batch`: header, length, counts and CRC.
 pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     let h = BatchHeader::parse(batch)?;
@@ -191,6 +229,9 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
         return Err(BatchError::Inconsistent(
             "last offset delta does not match record count",
         ));
+    }
+    if h.compression() == 0 {
+        check_record_count(batch, h.record_count)?;
     }
     let computed = compute_crc(batch);
     if computed != h.crc {
@@ -273,12 +314,18 @@ impl<'a> Iterator for BatchIter<'a> {
 mod tests {
     use super::*;
 
-    /// A minimal valid batch with `n` empty-ish records is not needed for header logic: build
-    /// a header-only batch (zero records) and patch fields.
+    /// A valid uncompressed batch of `count` records with null keys and values.
     pub(crate) fn empty_batch(base: i64, count: i32) -> Vec<u8> {
         let mut b = vec![0u8; HEADER_SIZE];
+        for i in 0..count.max(0) {
+            // attributes, timestamp delta 0, offset delta i, key null, value null, no headers
+            let body = [0u8, 0, (i as u8) << 1, 1, 1, 0];
+            b.push((body.len() as u8) << 1);
+            b.extend_from_slice(&body);
+        }
         b[0..8].copy_from_slice(&base.to_be_bytes());
-        b[8..12].copy_from_slice(&((HEADER_SIZE - LOG_OVERHEAD) as i32).to_be_bytes());
+        let length = (b.len() - LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&length.to_be_bytes());
         b[16] = 2;
         b[23..27].copy_from_slice(&(count - 1).max(0).to_be_bytes());
         b[43..51].copy_from_slice(&(-1i64).to_be_bytes());
@@ -286,6 +333,23 @@ mod tests {
         let crc = compute_crc(&b);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         b
+    }
+
+    #[test]
+    fn forged_record_count_is_refused() {
+        let mut b = empty_batch(0, 1);
+        // Claims 2^31-1 records (offset delta to match, CRC recomputed) but carries one.
+        b[23..27].copy_from_slice(&0x7fff_fffei32.to_be_bytes());
+        b[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        let crc = compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(validate(&b), Err(BatchError::Inconsistent(_))));
+        // And one whose record length runs past the batch.
+        let mut c = empty_batch(0, 1);
+        c[HEADER_SIZE] = 40 << 1;
+        let crc = compute_crc(&c);
+        c[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(validate(&c), Err(BatchError::Inconsistent(_))));
     }
 
     #[test]
